@@ -1,0 +1,267 @@
+"""Streaming compression and decompression: bytes -> frames -> model -> container.
+
+:class:`Compressor` and :class:`Decompressor` are incremental, in the manner
+of :class:`lzma.LZMACompressor` and :class:`bz2.BZ2Decompressor`: feed them
+pieces of any size, and they return whatever output is ready.  Frames are
+independent, so with ``threads > 1`` several frames are coded at once (the
+compiled kernels release the GIL).  The output never depends on the number
+of threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from . import container as fmt
+from .errors import CorruptDataError, NotAnArchiveError, NzipError, TruncatedDataError
+from .models import DEFAULT_LEVEL, Model, model_for_level, resolve
+
+
+def _frame_log(frame_size: int | None) -> int:
+    if frame_size is None:
+        return fmt.DEFAULT_FRAME_LOG
+    if frame_size <= 0 or frame_size & (frame_size - 1):
+        raise ValueError("frame_size must be a power of two")
+    log = frame_size.bit_length() - 1
+    if not fmt.MIN_FRAME_LOG <= log <= fmt.MAX_FRAME_LOG:
+        raise ValueError(f"frame_size must be between 2^{fmt.MIN_FRAME_LOG} and 2^{fmt.MAX_FRAME_LOG}")
+    return log
+
+
+def _map(executor: ThreadPoolExecutor | None, func: Callable, items: list) -> list:
+    if executor is None or len(items) < 2:
+        return [func(item) for item in items]
+    return list(executor.map(func, items))
+
+
+class Compressor:
+    """Incremental compressor producing one archive member.
+
+    ``compress(data)`` returns the bytes ready so far (possibly ``b""``);
+    ``flush()`` codes what is left, writes the footer and ends the member.
+    """
+
+    def __init__(
+        self,
+        level: int = DEFAULT_LEVEL,
+        *,
+        frame_size: int | None = None,
+        threads: int = 1,
+        model: Model | None = None,
+    ) -> None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self._model = model if model is not None else model_for_level(level)
+        self._header = fmt.StreamHeader(self._model.name, self._model.digest, level, _frame_log(frame_size))
+        self._frame_size = self._header.frame_size
+        self._threads = threads
+        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._pending = bytearray()
+        self._index: list[tuple[int, int]] = []
+        self._total = 0
+        self._started = False
+        self._finished = False
+
+    def _encode_frame(self, raw: bytes) -> bytes:
+        payload = self._model.encode(raw)
+        if payload is None or len(payload) >= len(raw):
+            kind, payload = fmt.FRAME_STORED, raw
+        else:
+            kind = fmt.FRAME_MODELLED
+        head = fmt.FrameHeader(kind, len(raw), len(payload), fmt.crc32(raw))
+        return head.pack() + payload
+
+    def _emit(self, out: list[bytes], raws: list[bytes]) -> None:
+        for raw, frame in zip(raws, _map(self._executor, self._encode_frame, raws)):
+            out.append(frame)
+            self._index.append((len(raw), len(frame) - fmt.FRAME_HEADER_SIZE))
+            self._total += len(raw)
+
+    def compress(self, data: bytes) -> bytes:
+        """Add ``data``; return the compressed bytes that are ready."""
+        if self._finished:
+            raise ValueError("compressor already flushed")
+        out: list[bytes] = []
+        if not self._started:
+            out.append(self._header.pack())
+            self._started = True
+        self._pending += data
+        batch = self._frame_size * self._threads
+        while len(self._pending) >= batch:
+            raws = [bytes(self._pending[i : i + self._frame_size]) for i in range(0, batch, self._frame_size)]
+            del self._pending[:batch]
+            self._emit(out, raws)
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """Code all remaining input and end the member; the compressor is then done."""
+        out = [self.compress(b"")]
+        fs = self._frame_size
+        raws = [bytes(self._pending[i : i + fs]) for i in range(0, len(self._pending), fs)]
+        self._pending.clear()
+        self._emit(out, raws)
+        out.append(fmt.Footer(self._total, tuple(self._index)).pack())
+        self._finished = True
+        if self._executor is not None:
+            self._executor.shutdown()
+        return b"".join(out)
+
+
+class Decompressor:
+    """Incremental decompressor for one or more concatenated archive members.
+
+    ``decompress(data)`` returns all output that the input so far allows.
+    Call ``finish()`` when the input is exhausted: it raises
+    :class:`TruncatedDataError` if the input stopped inside a member.
+    """
+
+    def __init__(self, *, threads: int = 1, verify: bool = True) -> None:
+        self._threads = threads
+        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._buf = bytearray()
+        self._offset = 0  # absolute input offset of self._buf[0]
+        self._header: fmt.StreamHeader | None = None
+        self._model: Model | None = None
+        self._member_start = 0
+        self._index: list[tuple[int, int]] = []
+        self._total = 0
+        self._members = 0
+        self._verify = verify
+
+    @property
+    def eof(self) -> bool:
+        """True at the end of a complete member with no unread input."""
+        return self._header is None and not self._buf and self._members > 0
+
+    @property
+    def model(self) -> Model | None:
+        """The model of the member being decoded (None between members)."""
+        return self._model
+
+    def _consume(self, n: int) -> bytes:
+        chunk = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._offset += n
+        return chunk
+
+    def _check_magic(self) -> None:
+        try:
+            fmt.check_magic(self._buf)
+        except NotAnArchiveError:
+            if self._members:
+                raise NotAnArchiveError(
+                    f"trailing data at offset {self._offset} after the archive is not an nzip archive"
+                ) from None
+            raise
+
+    def _decode_frame(self, item: tuple[fmt.FrameHeader, bytes, int, int]) -> bytes:
+        head, payload, index, offset = item
+        if head.kind == fmt.FRAME_STORED:
+            raw = payload
+        else:
+            assert self._model is not None
+            raw = self._model.decode(payload, head.raw_size)
+        if self._verify and fmt.crc32(raw) != head.raw_crc:
+            raise CorruptDataError(f"frame {index} at offset {offset} is corrupt (checksum mismatch)")
+        return raw
+
+    def _read_frames(self) -> list[tuple[fmt.FrameHeader, bytes, int, int]]:
+        """Take every complete frame at the front of the buffer."""
+        assert self._header is not None
+        frames = []
+        while len(self._buf) >= fmt.FRAME_HEADER_SIZE and self._buf[0] != fmt.FRAME_END:
+            index = len(self._index)
+            head = fmt.parse_frame_header(self._buf, self._header.frame_size, index, self._offset)
+            if len(self._buf) < fmt.FRAME_HEADER_SIZE + head.coded_size:
+                break
+            offset = self._offset
+            self._consume(fmt.FRAME_HEADER_SIZE)
+            frames.append((head, self._consume(head.coded_size), index, offset))
+            self._index.append((head.raw_size, head.coded_size))
+            self._total += head.raw_size
+        return frames
+
+    def decompress(self, data: bytes) -> bytes:
+        """Add ``data``; return every byte of output it completes."""
+        self._buf += data
+        out: list[bytes] = []
+        while self._buf:
+            if self._header is None:
+                if len(self._buf) < fmt.HEADER_FIXED_SIZE:
+                    if len(self._buf) >= len(fmt.MAGIC):
+                        self._check_magic()
+                    break
+                self._check_magic()
+                size = fmt.header_size(self._buf)
+                if len(self._buf) < size:
+                    break
+                self._member_start = self._offset
+                header = fmt.parse_header(self._consume(size))
+                self._model = resolve(header.model_name, header.model_digest)
+                self._header = header
+                self._index = []
+                self._total = 0
+                continue
+            frames = self._read_frames()
+            if frames:
+                out.extend(_map(self._executor, self._decode_frame, frames))
+                continue
+            if self._buf[0] != fmt.FRAME_END or len(self._buf) < fmt.FOOTER_HEAD_SIZE:
+                break
+            total, count, length = fmt.footer_size(self._buf)
+            if count != len(self._index) or total != self._total:
+                raise CorruptDataError(
+                    f"corrupt footer at offset {self._offset}: it lists {count} frames and {total} bytes, "
+                    f"the archive holds {len(self._index)} frames and {self._total} bytes"
+                )
+            if len(self._buf) < length:
+                break
+            offset = self._offset
+            footer = fmt.parse_footer(self._consume(length), offset)
+            if list(footer.frames) != self._index:
+                raise CorruptDataError(f"corrupt footer at offset {offset}: frame index does not match the frames")
+            self._header = None
+            self._model = None
+            self._members += 1
+        return b"".join(out)
+
+    def finish(self) -> None:
+        """Declare the end of input; raise if it ended inside a member."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        if self._members == 0 and self._header is None and not self._buf:
+            raise NotAnArchiveError("not an nzip archive (empty input)")
+        if self._header is not None or self._buf:
+            where = "in the stream header" if self._header is None else f"in frame {len(self._index)} or the footer"
+            raise TruncatedDataError(f"archive is truncated: input ends at offset {self._offset + len(self._buf)} {where}")
+
+
+def compress(
+    data: bytes, level: int = DEFAULT_LEVEL, *, frame_size: int | None = None, threads: int = 1
+) -> bytes:
+    """Compress ``data`` into a complete nzip archive."""
+    c = Compressor(level, frame_size=frame_size, threads=threads)
+    return c.compress(data) + c.flush()
+
+
+def decompress(data: bytes, *, threads: int = 1) -> bytes:
+    """Decompress an archive (or several concatenated ones) completely."""
+    d = Decompressor(threads=threads)
+    out = d.decompress(data)
+    d.finish()
+    return out
+
+
+def iter_decompress(chunks: Iterable[bytes], *, threads: int = 1) -> Iterable[bytes]:
+    """Decompress a sequence of input chunks, yielding output as it is ready."""
+    d = Decompressor(threads=threads)
+    for chunk in chunks:
+        out = d.decompress(chunk)
+        if out:
+            yield out
+    d.finish()
+
+
+__all__ = ["Compressor", "Decompressor", "NzipError", "compress", "decompress", "iter_decompress"]

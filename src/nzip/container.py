@@ -1,0 +1,189 @@
+"""The nzip container format, version 1: byte layout, packing and parsing.
+
+This module knows bytes, not models: it packs and validates the stream
+header, frame headers and the footer described in ``docs/FORMAT.md``.  All
+integers are little-endian.  Every structure carries a CRC-32, so damage is
+reported where it happened rather than discovered as wrong output.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from .errors import CorruptDataError, NotAnArchiveError, UnsupportedVersionError
+from .models.base import DIGEST_SIZE
+
+MAGIC = b"\x89NZ\x1a"
+END_MAGIC = b"\x1aZN\x89"
+FORMAT_VERSION = 1
+
+MIN_FRAME_LOG = 10  # 1 KiB
+MAX_FRAME_LOG = 30  # 1 GiB
+DEFAULT_FRAME_LOG = 23  # 8 MiB
+MAX_MODEL_NAME = 64
+
+FRAME_END = 0x00
+FRAME_MODELLED = 0x01
+FRAME_STORED = 0x02
+
+# type, raw length, coded length, CRC-32 of raw bytes, CRC-32 of the preceding 13 bytes
+_FRAME = struct.Struct("<BIII")
+FRAME_HEADER_SIZE = _FRAME.size + 4
+# type (0), total raw length, frame count
+_FOOTER_HEAD = struct.Struct("<BQQ")
+FOOTER_HEAD_SIZE = _FOOTER_HEAD.size
+_INDEX_ENTRY = struct.Struct("<II")
+INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
+# CRC-32 of footer, footer length, end magic
+_FOOTER_TAIL = struct.Struct("<II4s")
+FOOTER_TAIL_SIZE = _FOOTER_TAIL.size
+
+HEADER_FIXED_SIZE = 9  # magic, version, flags, level, frame log, name length
+
+
+def _crc(data: bytes | memoryview) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """What a decoder needs before the first frame."""
+
+    model_name: str
+    model_digest: bytes
+    level: int
+    frame_log: int
+
+    @property
+    def frame_size(self) -> int:
+        return 1 << self.frame_log
+
+    def pack(self) -> bytes:
+        name = self.model_name.encode("ascii")
+        body = (
+            MAGIC
+            + bytes((FORMAT_VERSION, 0, self.level, self.frame_log, len(name)))
+            + name
+            + self.model_digest
+        )
+        return body + _crc(body).to_bytes(4, "little")
+
+    @property
+    def size(self) -> int:
+        return HEADER_FIXED_SIZE + len(self.model_name) + DIGEST_SIZE + 4
+
+
+def header_size(prefix: bytes | memoryview) -> int:
+    """Total header length, from its first ``HEADER_FIXED_SIZE`` bytes (validated)."""
+    check_magic(prefix)
+    if prefix[4] != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"archive format version {prefix[4]} is not supported "
+            f"(this nzip reads version {FORMAT_VERSION}); a newer nzip is needed"
+        )
+    name_len = prefix[8]
+    if not 1 <= name_len <= MAX_MODEL_NAME:
+        raise CorruptDataError(f"corrupt stream header: model name length {name_len}")
+    return HEADER_FIXED_SIZE + name_len + DIGEST_SIZE + 4
+
+
+def check_magic(prefix: bytes | memoryview) -> None:
+    if bytes(prefix[:4]) != MAGIC:
+        raise NotAnArchiveError("not an nzip archive (bad magic number)")
+
+
+def parse_header(data: bytes | memoryview) -> StreamHeader:
+    """Parse a complete stream header (``header_size`` bytes)."""
+    size = header_size(data)
+    body = bytes(data[: size - 4])
+    if _crc(body) != int.from_bytes(data[size - 4 : size], "little"):
+        raise CorruptDataError("corrupt stream header (checksum mismatch)")
+    flags, level, frame_log, name_len = body[5], body[6], body[7], body[8]
+    if flags != 0:
+        raise UnsupportedVersionError(f"stream header has unknown flags 0x{flags:02x}; a newer nzip is needed")
+    if not MIN_FRAME_LOG <= frame_log <= MAX_FRAME_LOG:
+        raise CorruptDataError(f"corrupt stream header: frame size 2^{frame_log}")
+    name_bytes = body[9 : 9 + name_len]
+    if not all(0x21 <= b < 0x7F for b in name_bytes):
+        raise CorruptDataError("corrupt stream header: model name is not printable ASCII")
+    digest = body[9 + name_len : 9 + name_len + DIGEST_SIZE]
+    return StreamHeader(name_bytes.decode("ascii"), digest, level, frame_log)
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """One frame: how it was coded, its sizes and the checksum of its raw bytes."""
+
+    kind: int
+    raw_size: int
+    coded_size: int
+    raw_crc: int
+
+    def pack(self) -> bytes:
+        head = _FRAME.pack(self.kind, self.raw_size, self.coded_size, self.raw_crc)
+        return head + _crc(head).to_bytes(4, "little")
+
+
+def parse_frame_header(data: bytes | memoryview, frame_size: int, index: int, offset: int) -> FrameHeader:
+    """Parse and validate a ``FRAME_HEADER_SIZE``-byte frame header.
+
+    ``index`` and ``offset`` only serve the error messages.
+    """
+    head = bytes(data[: _FRAME.size])
+    if _crc(head) != int.from_bytes(data[_FRAME.size : FRAME_HEADER_SIZE], "little"):
+        raise CorruptDataError(f"corrupt header of frame {index} at offset {offset} (checksum mismatch)")
+    kind, raw, coded, raw_crc = _FRAME.unpack(head)
+    where = f"frame {index} at offset {offset}"
+    if kind not in (FRAME_MODELLED, FRAME_STORED):
+        raise CorruptDataError(f"corrupt {where}: unknown frame type {kind}")
+    if not 1 <= raw <= frame_size:
+        raise CorruptDataError(f"corrupt {where}: raw size {raw} outside 1..{frame_size}")
+    if kind == FRAME_STORED and coded != raw:
+        raise CorruptDataError(f"corrupt {where}: stored frame with coded size {coded} != raw size {raw}")
+    if kind == FRAME_MODELLED and not 1 <= coded < raw:
+        raise CorruptDataError(f"corrupt {where}: coded size {coded} not below raw size {raw}")
+    return FrameHeader(kind, raw, coded, raw_crc)
+
+
+def is_end_marker(first_byte: int) -> bool:
+    return first_byte == FRAME_END
+
+
+@dataclass(frozen=True)
+class Footer:
+    """End of a member: total length and an index of every frame's sizes."""
+
+    total_size: int
+    frames: tuple[tuple[int, int], ...]  # (raw size, coded size) per frame
+
+    def pack(self) -> bytes:
+        body = _FOOTER_HEAD.pack(FRAME_END, self.total_size, len(self.frames))
+        body += b"".join(_INDEX_ENTRY.pack(raw, coded) for raw, coded in self.frames)
+        length = len(body) + FOOTER_TAIL_SIZE
+        return body + _FOOTER_TAIL.pack(_crc(body), length, END_MAGIC)
+
+
+def footer_size(head: bytes | memoryview) -> tuple[int, int, int]:
+    """From the first ``FOOTER_HEAD_SIZE`` bytes: (total size, frame count, footer length)."""
+    _, total, count = _FOOTER_HEAD.unpack(bytes(head[:FOOTER_HEAD_SIZE]))
+    return total, count, FOOTER_HEAD_SIZE + count * INDEX_ENTRY_SIZE + FOOTER_TAIL_SIZE
+
+
+def parse_footer(data: bytes | memoryview, offset: int) -> Footer:
+    """Parse a complete footer and check its checksum and trailer."""
+    total, count, length = footer_size(data)
+    body = bytes(data[: length - FOOTER_TAIL_SIZE])
+    crc, stored_len, end_magic = _FOOTER_TAIL.unpack(bytes(data[length - FOOTER_TAIL_SIZE : length]))
+    if crc != _crc(body) or stored_len != length or end_magic != END_MAGIC:
+        raise CorruptDataError(f"corrupt footer at offset {offset} (checksum mismatch)")
+    frames = tuple(
+        _INDEX_ENTRY.unpack_from(body, FOOTER_HEAD_SIZE + i * INDEX_ENTRY_SIZE) for i in range(count)
+    )
+    return Footer(total, frames)
+
+
+def crc32(data: bytes | memoryview) -> int:
+    """The checksum used for raw frame contents."""
+    return _crc(data)

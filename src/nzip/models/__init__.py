@@ -1,0 +1,54 @@
+"""Model registry: which model each level uses, and lookup by archive header.
+
+Archives name their model by identifier and digest.  Identifiers resolve only
+to models shipped in this package (or registered by the calling program), so
+nothing in an archive can make nzip load a file or run code.
+"""
+
+from __future__ import annotations
+
+from ..errors import ModelMismatchError
+from .base import Model
+from .cm import LEVEL_MODELS
+
+MIN_LEVEL = 1
+MAX_LEVEL = 9
+#: Level used when none is given.  Levels above 3 use the strongest model
+#: available in this version (the context-mixing model of level 3).
+DEFAULT_LEVEL = 3
+
+_REGISTRY: dict[str, Model] = {m.name: m for m in LEVEL_MODELS.values()}
+
+
+def register(model: Model) -> None:
+    """Make ``model`` available for decoding (and for :func:`model_for_level` users)."""
+    _REGISTRY[model.name] = model
+
+
+def model_for_level(level: int) -> Model:
+    """The model compression at ``level`` (1 to 9) uses."""
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise ValueError(f"level must be between {MIN_LEVEL} and {MAX_LEVEL}, not {level}")
+    return LEVEL_MODELS[min(level, max(LEVEL_MODELS))]
+
+
+def resolve(name: str, digest: bytes) -> Model:
+    """The installed model named ``name`` whose digest is ``digest``.
+
+    Raises :class:`ModelMismatchError` naming what the archive needs when it
+    is missing or has different parameters.
+    """
+    model = _REGISTRY.get(name)
+    if model is None:
+        raise ModelMismatchError(
+            f"archive needs model '{name}' ({digest.hex()}), which this nzip does not have"
+        )
+    if model.digest != digest:
+        raise ModelMismatchError(
+            f"archive needs model '{name}' with digest {digest.hex()}, "
+            f"but the installed '{name}' has digest {model.digest.hex()}"
+        )
+    return model
+
+
+__all__ = ["DEFAULT_LEVEL", "MAX_LEVEL", "MIN_LEVEL", "Model", "model_for_level", "register", "resolve"]

@@ -1,0 +1,66 @@
+"""The interface every probability model implements.
+
+A model turns the raw bytes of one frame into a coded payload and back.  The
+container format only stores the model's identifier and digest and the
+payload, and never looks inside; the coder only ever receives integer
+probabilities.  So a new model (a neural network, a large language model)
+plugs in by subclassing :class:`Model` and registering itself, without
+touching the coder or the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+
+DIGEST_SIZE = 16
+
+
+def digest_of(*parts: bytes) -> bytes:
+    """The content hash recorded in archives: SHA-256 of the parts, truncated to 16 bytes."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.digest()[:DIGEST_SIZE]
+
+
+class Model(ABC):
+    """A deterministic byte predictor bound to an entropy coder.
+
+    Implementations must be bit-exact: ``decode(encode(data), len(data))``
+    returns ``data`` on any machine, thread count or instruction set, which in
+    practice means every probability the coder sees comes from integer
+    arithmetic.  Frames are independent: a model starts each frame from the
+    same initial state.  Both methods must be safe to call from several
+    threads at once on different frames.
+    """
+
+    #: Identifier stored in archives, ASCII, at most 64 characters.
+    name: str
+
+    @property
+    @abstractmethod
+    def digest(self) -> bytes:
+        """Hash of everything that determines the coded bits (parameters, weights, version)."""
+
+    @abstractmethod
+    def encode(self, data: bytes) -> bytes | None:
+        """Code one frame; ``None`` when the result would not be smaller than ``data``."""
+
+    @abstractmethod
+    def decode(self, payload: bytes, size: int) -> bytes:
+        """Decode one frame of ``size`` bytes.
+
+        Damaged payloads may decode to wrong bytes (the container's checksum
+        catches that) but must never crash or run past ``size``.
+        """
+
+    @abstractmethod
+    def memory_usage(self, frame_size: int) -> int:
+        """Bytes of working memory one encode or decode of such a frame needs."""
+
+    @property
+    def description(self) -> str:
+        """One line for ``nzip --list`` and ``--help``."""
+        return self.name

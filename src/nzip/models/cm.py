@@ -1,0 +1,135 @@
+"""Adaptive context mixing: the fast levels (1 to 3).
+
+The model has no trained parameters.  It learns each frame's statistics as
+it codes, mixing hashed order-0..8 contexts, word contexts, sparse contexts
+and a match model (see :mod:`nzip.models.cm_kernel`).  What differs between
+levels is which contexts are used, which optional stages are on, and how much
+memory the hash tables may take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..logistic import SQUASH
+from . import cm_kernel as kernel
+from .base import Model, digest_of
+
+#: Bump when a change to the kernel changes the coded bits of any model below.
+KERNEL_VERSION = 1
+
+_MIN_TABLE_BITS = 10
+_MIN_MATCH_BITS = 10
+
+
+@dataclass(frozen=True)
+class CMConfig:
+    """Everything that defines one context-mixing model."""
+
+    contexts: tuple[int, ...]
+    table_bits: int  # log2 of the most 64-byte buckets the hash table may have
+    match_min: int  # bytes that must repeat before the match model predicts
+    match_bits: int  # log2 of the most entries in the match table
+    limit: int  # counters adapt no slower than 1/(limit + 1.5)
+    mixer_rate: int  # mixer learning rate, in 1/2^20 per unit of error
+    flags: int  # optional stages, see cm_kernel.FLAG_*
+
+    def params(self) -> np.ndarray:
+        p = np.zeros(kernel.P_CTX + len(self.contexts), dtype=np.int64)
+        p[kernel.P_TABLE_BITS] = self.table_bits
+        p[kernel.P_MATCH_MIN] = self.match_min
+        p[kernel.P_MATCH_BITS] = self.match_bits
+        p[kernel.P_LIMIT] = self.limit
+        p[kernel.P_MIX_SHIFT] = self.mixer_rate
+        p[kernel.P_FLAGS] = self.flags
+        p[kernel.P_NCTX] = len(self.contexts)
+        p[kernel.P_CTX :] = self.contexts
+        return p
+
+
+class ContextMixingModel(Model):
+    """A :class:`Model` backed by the compiled context-mixing kernel."""
+
+    def __init__(self, name: str, config: CMConfig, summary: str) -> None:
+        if not 1 <= len(config.contexts) <= kernel.MAX_CTX:
+            raise ValueError("a context-mixing model needs 1 to 24 contexts")
+        self.name = name
+        self.config = config
+        self.summary = summary
+        self._params = config.params()
+        self._digest = digest_of(
+            b"nzip.cm", KERNEL_VERSION.to_bytes(4, "little"), self._params.tobytes(), SQUASH.tobytes()
+        )
+
+    @property
+    def digest(self) -> bytes:
+        return self._digest
+
+    @property
+    def description(self) -> str:
+        return f"{self.name}: {self.summary}"
+
+    def _sizes(self, size: int) -> tuple[int, int]:
+        """Hash-table and match-table bits for a frame of ``size`` bytes.
+
+        Small frames get small tables: they would not fill big ones, and
+        clearing memory is not free.  Decoders derive the same sizes from the
+        frame's raw length.
+        """
+        need = max(size, 1).bit_length()
+        table_bits = min(self.config.table_bits, max(_MIN_TABLE_BITS, need + 1))
+        match_bits = min(self.config.match_bits, max(_MIN_MATCH_BITS, need))
+        return table_bits, match_bits
+
+    def memory_usage(self, frame_size: int) -> int:
+        table_bits, match_bits = self._sizes(frame_size)
+        fixed = 65536 * 33 * 4 + 256 * 1024  # order-1 map, mixers, small maps
+        return (64 << table_bits) + (4 << match_bits) + fixed
+
+    def _tables(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        table_bits, match_bits = self._sizes(size)
+        return np.zeros(16 << table_bits, dtype=np.uint32), np.zeros(1 << match_bits, dtype=np.int32)
+
+    def encode(self, data: bytes) -> bytes | None:
+        size = len(data)
+        if size == 0:
+            return None
+        src = np.frombuffer(data, dtype=np.uint8).copy()
+        dst = np.empty(size, dtype=np.uint8)
+        table, match_table = self._tables(size)
+        coded = kernel.run(False, src, dst, size, self._params, table, match_table)
+        if coded < 0 or coded >= size:
+            return None
+        return dst[:coded].tobytes()
+
+    def decode(self, payload: bytes, size: int) -> bytes:
+        src = np.frombuffer(payload, dtype=np.uint8).copy()
+        dst = np.empty(size, dtype=np.uint8)
+        table, match_table = self._tables(size)
+        kernel.run(True, src, dst, size, self._params, table, match_table)
+        return dst.tobytes()
+
+
+_TEXT = (kernel.CTX_WORD, kernel.CTX_WORD_PREV)
+_SPARSE = (kernel.CTX_SPARSE_2, kernel.CTX_SPARSE_3_2, kernel.CTX_TEXT_COL)
+_ALL = kernel.FLAG_INDIRECT | kernel.FLAG_MIXER2 | kernel.FLAG_APM2
+
+LEVEL_MODELS: dict[int, ContextMixingModel] = {
+    1: ContextMixingModel(
+        "cm1",
+        CMConfig((1, 2, 3, 4, 6), table_bits=20, match_min=6, match_bits=20, limit=127, mixer_rate=6, flags=0),
+        "orders 1-4 and 6, match model, one mixer",
+    ),
+    2: ContextMixingModel(
+        "cm2",
+        CMConfig((0, 1, 2, 3, 4, 6) + _TEXT, table_bits=21, match_min=6, match_bits=21, limit=127, mixer_rate=6, flags=_ALL),
+        "orders 0-4 and 6, word contexts, match model, bit histories, two mixers, two SSE stages",
+    ),
+    3: ContextMixingModel(
+        "cm3",
+        CMConfig((0, 1, 2, 3, 4, 5, 6, 8) + _TEXT + _SPARSE, table_bits=22, match_min=6, match_bits=22, limit=127, mixer_rate=6, flags=_ALL),
+        "orders 0-6 and 8, word, sparse and column contexts, match model, bit histories, two mixers, two SSE stages",
+    ),
+}
