@@ -21,7 +21,7 @@ from .errors import (
     TruncatedDataError,
     UnsupportedVersionError,
 )
-from .file import NzipFile, open
+from .file import NzipFile, open  # noqa: A004 - mirrors gzip.open
 from .models import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 
 __version__ = "0.1.0"

@@ -73,7 +73,7 @@ class Compressor:
         return head.pack() + payload
 
     def _emit(self, out: list[bytes], raws: list[bytes]) -> None:
-        for raw, frame in zip(raws, _map(self._executor, self._encode_frame, raws)):
+        for raw, frame in zip(raws, _map(self._executor, self._encode_frame, raws), strict=False):
             out.append(frame)
             self._index.append((len(raw), len(frame) - fmt.FRAME_HEADER_SIZE))
             self._total += len(raw)
@@ -235,12 +235,12 @@ class Decompressor:
             raise NotAnArchiveError("not an nzip archive (empty input)")
         if self._header is not None or self._buf:
             where = "in the stream header" if self._header is None else f"in frame {len(self._index)} or the footer"
-            raise TruncatedDataError(f"archive is truncated: input ends at offset {self._offset + len(self._buf)} {where}")
+            raise TruncatedDataError(
+                f"archive is truncated: input ends at offset {self._offset + len(self._buf)} {where}"
+            )
 
 
-def compress(
-    data: bytes, level: int = DEFAULT_LEVEL, *, frame_size: int | None = None, threads: int = 1
-) -> bytes:
+def compress(data: bytes, level: int = DEFAULT_LEVEL, *, frame_size: int | None = None, threads: int = 1) -> bytes:
     """Compress ``data`` into a complete nzip archive."""
     c = Compressor(level, frame_size=frame_size, threads=threads)
     return c.compress(data) + c.flush()

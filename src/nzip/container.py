@@ -62,12 +62,7 @@ class StreamHeader:
 
     def pack(self) -> bytes:
         name = self.model_name.encode("ascii")
-        body = (
-            MAGIC
-            + bytes((FORMAT_VERSION, 0, self.level, self.frame_log, len(name)))
-            + name
-            + self.model_digest
-        )
+        body = MAGIC + bytes((FORMAT_VERSION, 0, self.level, self.frame_log, len(name))) + name + self.model_digest
         return body + _crc(body).to_bytes(4, "little")
 
     @property
@@ -178,9 +173,7 @@ def parse_footer(data: bytes | memoryview, offset: int) -> Footer:
     crc, stored_len, end_magic = _FOOTER_TAIL.unpack(bytes(data[length - FOOTER_TAIL_SIZE : length]))
     if crc != _crc(body) or stored_len != length or end_magic != END_MAGIC:
         raise CorruptDataError(f"corrupt footer at offset {offset} (checksum mismatch)")
-    frames = tuple(
-        _INDEX_ENTRY.unpack_from(body, FOOTER_HEAD_SIZE + i * INDEX_ENTRY_SIZE) for i in range(count)
-    )
+    frames = tuple(_INDEX_ENTRY.unpack_from(body, FOOTER_HEAD_SIZE + i * INDEX_ENTRY_SIZE) for i in range(count))
     return Footer(total, frames)
 
 

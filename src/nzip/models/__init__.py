@@ -40,9 +40,7 @@ def resolve(name: str, digest: bytes) -> Model:
     """
     model = _REGISTRY.get(name)
     if model is None:
-        raise ModelMismatchError(
-            f"archive needs model '{name}' ({digest.hex()}), which this nzip does not have"
-        )
+        raise ModelMismatchError(f"archive needs model '{name}' ({digest.hex()}), which this nzip does not have")
     if model.digest != digest:
         raise ModelMismatchError(
             f"archive needs model '{name}' with digest {digest.hex()}, "

@@ -124,12 +124,22 @@ LEVEL_MODELS: dict[int, ContextMixingModel] = {
     ),
     2: ContextMixingModel(
         "cm2",
-        CMConfig((0, 1, 2, 3, 4, 6) + _TEXT, table_bits=21, match_min=6, match_bits=21, limit=127, mixer_rate=6, flags=_ALL),
+        CMConfig(
+            (0, 1, 2, 3, 4, 6, *_TEXT), table_bits=21, match_min=6, match_bits=21, limit=127, mixer_rate=6, flags=_ALL
+        ),
         "orders 0-4 and 6, word contexts, match model, bit histories, two mixers, two SSE stages",
     ),
     3: ContextMixingModel(
         "cm3",
-        CMConfig((0, 1, 2, 3, 4, 5, 6, 8) + _TEXT + _SPARSE, table_bits=22, match_min=6, match_bits=22, limit=127, mixer_rate=6, flags=_ALL),
+        CMConfig(
+            (0, 1, 2, 3, 4, 5, 6, 8, *_TEXT, *_SPARSE),
+            table_bits=22,
+            match_min=6,
+            match_bits=22,
+            limit=127,
+            mixer_rate=6,
+            flags=_ALL,
+        ),
         "orders 0-6 and 8, word, sparse and column contexts, match model, bit histories, two mixers, two SSE stages",
     ),
 }

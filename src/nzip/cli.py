@@ -1,0 +1,374 @@
+"""The ``nzip`` command line, following the conventions of zstd, xz and gzip.
+
+Safety rules: the input is kept unless ``--rm`` is given (and then removed
+only after the output was written, synced and verified); outputs are written
+to a temporary file in the destination directory and renamed into place, so
+an error or an interrupt never leaves a partial file; existing files are not
+overwritten without ``--force``.  Every user error is one line on stderr and
+exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import IO
+
+from . import __version__
+from .codec import Compressor, Decompressor
+from .errors import NzipError
+from .info import scan
+from .models import DEFAULT_LEVEL, model_for_level
+
+SUFFIX = ".nz"
+_CHUNK = 1 << 20
+PROG = "nzip"
+
+
+class UserError(Exception):
+    """A problem with one operand, reported in one line."""
+
+
+class Progress:
+    """A one-line progress display on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, name: str, enabled: bool, total: int | None) -> None:
+        self.name = name
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total
+        self.start = time.monotonic()
+        self.shown = False
+
+    def update(self, done_in: int, done_out: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        if elapsed < 0.5:
+            return
+        pct = f" {100 * done_in / self.total:3.0f}%" if self.total else ""
+        ratio = f", ratio {100 * done_out / done_in:.1f}%" if done_in else ""
+        sys.stderr.write(f"\r{self.name}:{pct} {done_in / 2**20:.1f} MiB, {done_in / elapsed / 1e6:.2f} MB/s{ratio} ")
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _read_chunks(fp: IO[bytes], size: int = _CHUNK) -> Iterator[bytes]:
+    while chunk := fp.read(size):
+        yield chunk
+
+
+def compress_stream(src: IO[bytes], dst: IO[bytes], args: argparse.Namespace, progress: Progress) -> tuple[int, int]:
+    """Compress ``src`` into ``dst``; return (bytes in, bytes out)."""
+    frame_size = args.frame_size
+    comp = Compressor(args.level, threads=args.threads, frame_size=frame_size)
+    n_in = n_out = 0
+    for chunk in _read_chunks(src):
+        out = comp.compress(chunk)
+        n_in += len(chunk)
+        if out:
+            dst.write(out)
+            n_out += len(out)
+        progress.update(n_in, n_out)
+    out = comp.flush()
+    dst.write(out)
+    return n_in, n_out + len(out)
+
+
+def decompress_stream(
+    src: IO[bytes], dst: IO[bytes] | None, args: argparse.Namespace, progress: Progress
+) -> tuple[int, int]:
+    """Decompress ``src`` into ``dst`` (or only verify when ``dst`` is None); return (bytes in, bytes out)."""
+    dec = Decompressor(threads=args.threads)
+    n_in = n_out = 0
+    for chunk in _read_chunks(src):
+        out = dec.decompress(chunk)
+        n_in += len(chunk)
+        if out:
+            if dst is not None:
+                dst.write(out)
+            n_out += len(out)
+        progress.update(n_out, n_in)
+    dec.finish()
+    return n_in, n_out
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, force: bool, like: str | None) -> Iterator[IO[bytes]]:
+    """Write to a temporary file beside ``path`` and move it into place on success only."""
+    if os.path.lexists(path) and not force:
+        raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            yield fp
+            fp.flush()
+            os.fsync(fp.fileno())
+        if like is not None:
+            with contextlib.suppress(OSError):
+                shutil.copystat(like, tmp)
+        if not force and os.path.lexists(path):
+            raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _output_name(path: str, args: argparse.Namespace) -> str:
+    if args.output:
+        return args.output
+    if args.mode == "compress":
+        if path.endswith(SUFFIX):
+            raise UserError(f"already has the {SUFFIX} suffix; ignored")
+        return path + SUFFIX
+    if not path.endswith(SUFFIX) or len(path) == len(SUFFIX):
+        raise UserError(f"unknown suffix (expected {SUFFIX}); use -o or -c")
+    return path[: -len(SUFFIX)]
+
+
+def _verify_archive(path: str, threads: int) -> None:
+    dec = Decompressor(threads=threads)
+    with open(path, "rb") as fp:
+        for chunk in _read_chunks(fp):
+            dec.decompress(chunk)
+    dec.finish()
+
+
+def _report(args: argparse.Namespace, name: str, n_in: int, n_out: int, seconds: float) -> None:
+    if args.quiet or not (args.verbose or sys.stderr.isatty()):
+        return
+    raw, packed = (n_in, n_out) if args.mode == "compress" else (n_out, n_in)
+    pct = 100 * packed / raw if raw else 100.0
+    bpb = 8 * packed / raw if raw else 0.0
+    speed = raw / seconds / 1e6 if seconds > 0 else 0.0
+    print(f"{name}: {raw} -> {packed} bytes ({pct:.2f}%, {bpb:.3f} bits/byte), {speed:.2f} MB/s", file=sys.stderr)
+
+
+def process_file(path: str, args: argparse.Namespace) -> None:
+    """Compress, decompress or test one operand (``-`` is stdin)."""
+    stdin = path == "-"
+    name = "stdin" if stdin else path
+    if not stdin:
+        if os.path.isdir(path):
+            raise UserError("is a directory; ignored")
+        if not os.path.exists(path):
+            raise UserError("no such file")
+    total = None if stdin else os.path.getsize(path)
+    progress = Progress(name, not args.quiet, total)
+    run = compress_stream if args.mode == "compress" else decompress_stream
+    started = time.monotonic()
+    src_cm = contextlib.nullcontext(sys.stdin.buffer) if stdin else open(path, "rb")
+    try:
+        with src_cm as src:
+            if args.mode == "test":
+                n_in, n_out = decompress_stream(src, None, args, progress)
+                progress.clear()
+                if args.verbose:
+                    print(f"{name}: OK ({n_out} bytes)", file=sys.stderr)
+                return
+            if stdin or args.stdout:
+                n_in, n_out = run(src, sys.stdout.buffer, args, progress)
+                sys.stdout.buffer.flush()
+            else:
+                out_path = _output_name(path, args)
+                with atomic_output(out_path, args.force, path) as dst:
+                    n_in, n_out = run(src, dst, args, progress)
+                if args.rm:
+                    if args.mode == "compress":
+                        _verify_archive(out_path, args.threads)
+                    os.unlink(path)
+    finally:
+        progress.clear()
+    _report(args, name, n_in, n_out, time.monotonic() - started)
+
+
+def list_file(path: str, args: argparse.Namespace, totals: list[int]) -> None:
+    """Print one line of ``--list`` output for ``path``."""
+    src_cm = contextlib.nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")
+    with src_cm as fp:
+        members = scan(fp)
+    packed = sum(m.compressed_size for m in members)
+    raw = sum(m.raw_size for m in members)
+    frames = sum(len(m.frames) for m in members)
+    stored = sum(m.stored_frames for m in members)
+    models = ",".join(dict.fromkeys(m.model_name for m in members))
+    ratio = f"{100 * packed / raw:7.2f}%" if raw else "      -"
+    bpb = f"{8 * packed / raw:6.3f}" if raw else "     -"
+    print(f"{packed:>12} {raw:>12} {ratio} {bpb} {models:>6} {frames:>6} {stored:>6}  {path}")
+    if args.verbose:
+        for i, m in enumerate(members):
+            print(
+                f"    member {i}: model {m.model_name} ({m.model_digest.hex()}), "
+                f"level {m.level}, frame size {m.frame_size}"
+            )
+    totals[0] += packed
+    totals[1] += raw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Compress or decompress FILEs with nzip (model-driven lossless compression). "
+        "With no FILE, or when FILE is -, read standard input and write standard output.",
+        epilog="Levels: 1 fastest, 3 strongest so far; 4-9 currently use level 3's model. "
+        f"Default level: {DEFAULT_LEVEL}. "
+        "Also: 'nzip bench [FILES]' runs the benchmark harness.",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "-z", "--compress", dest="mode", action="store_const", const="compress", help="compress (default)"
+    )
+    mode.add_argument(
+        "-d", "--decompress", "--uncompress", dest="mode", action="store_const", const="decompress", help="decompress"
+    )
+    mode.add_argument("-t", "--test", dest="mode", action="store_const", const="test", help="test archive integrity")
+    mode.add_argument("-l", "--list", dest="mode", action="store_const", const="list", help="list archive contents")
+    for level in range(1, 10):
+        p.add_argument(f"-{level}", dest="level", action="store_const", const=level, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--level",
+        type=int,
+        dest="level",
+        metavar="N",
+        help=f"compression level 1-9 (also -1 .. -9; default {DEFAULT_LEVEL})",
+    )
+    p.add_argument("-c", "--stdout", action="store_true", help="write to standard output, keep input files")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write the result to FILE (one input only)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs; write to a terminal")
+    p.add_argument("-k", "--keep", action="store_true", help="keep input files (default)")
+    p.add_argument(
+        "--rm", action="store_true", help="remove each input file after success (its archive is verified first)"
+    )
+    p.add_argument(
+        "-T",
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="frames coded in parallel (default 1; 0 = one per core)",
+    )
+    p.add_argument(
+        "--frame-size",
+        type=_size_arg,
+        default=None,
+        metavar="SIZE",
+        help="frame size, a power of two such as 1M or 16M (default 8M)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="report sizes and speed for each file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display or reports")
+    p.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
+    p.set_defaults(mode="compress", level=DEFAULT_LEVEL)
+    return p
+
+
+def _size_arg(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().rstrip("ib")
+    mult = units.get(t[-1:], 1)
+    try:
+        value = int(t[:-1] if t[-1:] in units else t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size: {text!r}") from None
+    return value
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nzip`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
+    # Let SIGTERM unwind like Ctrl-C so temporary outputs are removed.
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return 1
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.threads == 0:
+        args.threads = os.cpu_count() or 1
+    if args.threads < 0:
+        _error("--threads must be 0 or more")
+        return 1
+    try:
+        model_for_level(args.level)
+        if args.frame_size is not None:
+            Compressor(args.level, frame_size=args.frame_size)
+    except ValueError as exc:
+        _error(str(exc))
+        return 1
+    files = args.files or ["-"]
+    if args.output and len(files) > 1:
+        _error("-o takes a single input file")
+        return 1
+    if args.mode == "list":
+        print(f"{'compressed':>12} {'raw':>12} {'ratio':>8} {'bpb':>6} {'model':>6} {'frames':>6} {'stored':>6}  name")
+        totals = [0, 0]
+        status = 0
+        for path in files:
+            try:
+                list_file(path, args, totals)
+            except (NzipError, OSError) as exc:
+                _error(f"{path}: {_describe(exc)}")
+                status = 1
+        if len(files) > 1:
+            print(f"{totals[0]:>12} {totals[1]:>12} {'':>8} {'':>6} {'':>6} {'':>6} {'':>6}  (total)")
+        return status
+    writes_stdout = args.mode != "test" and ("-" in files or args.stdout) and not args.output
+    if writes_stdout and args.mode == "compress" and sys.stdout.isatty() and not args.force:
+        _error("refusing to write compressed data to a terminal (use -f to force)")
+        return 1
+    if "-" in files and args.mode != "compress" and sys.stdin.isatty() and not args.force:
+        _error("refusing to read compressed data from a terminal (use -f to force)")
+        return 1
+    status = 0
+    for path in files:
+        try:
+            process_file(path, args)
+        except (NzipError, UserError, OSError) as exc:
+            _error(f"{'stdin' if path == '-' else path}: {_describe(exc)}")
+            status = 1
+    return status
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return str(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

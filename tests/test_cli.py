@@ -1,0 +1,142 @@
+"""The command line, run as a user would: through subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import nzip
+
+
+def run(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nzip", *args], cwd=cwd, input=stdin, capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def work(tmp_path: Path, text: bytes) -> Path:
+    (tmp_path / "a.txt").write_bytes(text)
+    (tmp_path / "b.bin").write_bytes(bytes(range(256)) * 20)
+    return tmp_path
+
+
+def test_compress_keeps_input_and_decompresses(work: Path, text: bytes) -> None:
+    r = run("-1", "a.txt", "b.bin", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert (work / "a.txt").exists() and (work / "a.txt.nz").exists() and (work / "b.bin.nz").exists()
+    (work / "a.txt").unlink()
+    r = run("-d", "a.txt.nz", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert (work / "a.txt").read_bytes() == text
+    assert not list(work.glob(".*tmp"))
+
+
+def test_refuses_to_overwrite_without_force(work: Path) -> None:
+    (work / "a.txt.nz").write_bytes(b"precious")
+    r = run("-1", "a.txt", cwd=work)
+    assert r.returncode == 1
+    assert b"already exists" in r.stderr and b"Traceback" not in r.stderr
+    assert (work / "a.txt.nz").read_bytes() == b"precious"
+    assert run("-1", "-f", "a.txt", cwd=work).returncode == 0
+    assert nzip.decompress((work / "a.txt.nz").read_bytes()) == (work / "a.txt").read_bytes()
+
+
+def test_rm_removes_input_after_success(work: Path, text: bytes) -> None:
+    assert run("-1", "--rm", "a.txt", cwd=work).returncode == 0
+    assert not (work / "a.txt").exists()
+    assert run("-d", "--rm", "a.txt.nz", cwd=work).returncode == 0
+    assert (work / "a.txt").read_bytes() == text and not (work / "a.txt.nz").exists()
+
+
+def test_stdin_stdout_and_stdout_flag(work: Path, text: bytes) -> None:
+    r = run("-2", cwd=work, stdin=text)
+    assert r.returncode == 0 and r.stdout.startswith(b"\x89NZ")
+    back = run("-d", cwd=work, stdin=r.stdout)
+    assert back.returncode == 0 and back.stdout == text
+    c = run("-c", "-1", "a.txt", cwd=work)
+    assert c.returncode == 0 and nzip.decompress(c.stdout) == text
+    assert not (work / "a.txt.nz").exists()
+    o = run("-1", "a.txt", "-o", "custom.bin", cwd=work)
+    assert o.returncode == 0 and nzip.decompress((work / "custom.bin").read_bytes()) == text
+
+
+def test_test_and_list(work: Path) -> None:
+    assert run("-1", "a.txt", cwd=work).returncode == 0
+    t = run("-t", "a.txt.nz", cwd=work)
+    assert t.returncode == 0
+    listing = run("-l", "a.txt.nz", cwd=work)
+    assert listing.returncode == 0
+    line = listing.stdout.decode().splitlines()[1].split()
+    assert int(line[0]) == (work / "a.txt.nz").stat().st_size
+    assert int(line[1]) == (work / "a.txt").stat().st_size
+    assert line[4] == "cm1"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not an archive at all", b"not an nzip archive"),
+        (None, b"truncated"),
+        (b"", b"empty"),
+    ],
+)
+def test_bad_archives_fail_cleanly(work: Path, content: bytes | None, message: bytes) -> None:
+    if content is None:
+        content = nzip.compress((work / "a.txt").read_bytes(), level=1)[:-20]
+    (work / "bad.nz").write_bytes(content)
+    for flags in (["-d"], ["-t"], ["-l"]):
+        r = run(*flags, "bad.nz", cwd=work)
+        assert r.returncode == 1, flags
+        assert message in r.stderr and b"Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (work / "bad").exists()
+    assert not list(work.glob(".*tmp"))
+
+
+def test_corrupt_frame_reported(work: Path) -> None:
+    packed = bytearray(nzip.compress((work / "a.txt").read_bytes(), level=1))
+    packed[len(packed) // 2] ^= 0x10
+    (work / "c.nz").write_bytes(bytes(packed))
+    r = run("-d", "c.nz", cwd=work)
+    assert r.returncode == 1 and b"frame 0" in r.stderr
+    assert not (work / "c").exists()
+
+
+def test_missing_input_and_suffix_errors(work: Path) -> None:
+    r = run("nope.txt", cwd=work)
+    assert r.returncode == 1 and b"no such file" in r.stderr
+    r = run("-d", "a.txt", cwd=work)
+    assert r.returncode == 1 and b"suffix" in r.stderr
+    # One bad operand does not stop the others.
+    r = run("-1", "nope.txt", "a.txt", cwd=work)
+    assert r.returncode == 1 and (work / "a.txt.nz").exists()
+
+
+def test_version_and_help(work: Path) -> None:
+    v = run("--version", cwd=work)
+    assert v.returncode == 0 and nzip.__version__.encode() in v.stdout
+    h = run("--help", cwd=work)
+    assert h.returncode == 0 and b"--decompress" in h.stdout
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs tar")
+def test_tar_integration(work: Path) -> None:
+    src = work / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "x.txt").write_bytes(b"hello tar\n" * 100)
+    (src / "y.bin").write_bytes(os.urandom(3000))
+    nzip_cmd = f"{sys.executable} -m nzip"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run(["tar", "-I", nzip_cmd, "-cf", "t.tar.nz", "tree"], cwd=work, check=True, env=env, timeout=300)
+    assert (work / "t.tar.nz").read_bytes().startswith(b"\x89NZ")
+    (work / "out").mkdir()
+    subprocess.run(["tar", "-I", nzip_cmd, "-xf", "t.tar.nz", "-C", "out"], cwd=work, check=True, env=env, timeout=300)
+    assert (work / "out" / "tree" / "sub" / "x.txt").read_bytes() == b"hello tar\n" * 100
+    assert (work / "out" / "tree" / "y.bin").read_bytes() == (src / "y.bin").read_bytes()
+    with tarfile.open(fileobj=nzip.open(work / "t.tar.nz", "rb")) as tf:
+        assert "tree/y.bin" in tf.getnames()

@@ -1,0 +1,28 @@
+"""Archives made by earlier versions must keep decoding, byte for byte.
+
+If one of these fails, a change altered the format or a model's coded bits:
+bump the format version or the model's identifier (keeping the old decoder),
+never change what existing archives mean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import nzip
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("archive", sorted(GOLDEN.glob("*.nz")), ids=lambda p: p.name)
+def test_golden_archive_decodes(archive: Path) -> None:
+    expected = (GOLDEN / "sample.bin").read_bytes()
+    assert nzip.decompress(archive.read_bytes()) == expected
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_encoder_still_produces_golden_bytes(level: int) -> None:
+    data = (GOLDEN / "sample.bin").read_bytes()
+    assert nzip.compress(data, level=level, frame_size=4096) == (GOLDEN / f"sample-v1-cm{level}.nz").read_bytes()
