@@ -18,26 +18,24 @@ end of its input as ``0xFF`` bytes, which keeps its value inside the final
 interval.  Frame lengths come from the container, so no end-of-data symbol is
 coded.
 
-State is kept in small ``int64`` arrays so the functions can be inlined into
-numba-compiled model kernels:
+The coder's state lives in plain integers that the functions take and
+return, so that numba keeps it in registers once they are inlined into a
+model kernel:
 
-* encoder state ``[x1, x2, pos]``; the output buffer is a ``uint8`` array;
-* decoder state ``[x1, x2, x, pos]``; the input is a ``uint8`` array.
+* encoder state ``(x1, x2, pos)``, writing into a ``uint8`` array;
+* decoder state ``(x1, x2, x, pos)``, reading from a ``uint8`` array.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 P_BITS = 16
 P_ONE = 1 << P_BITS
 _MASK32 = 0xFFFFFFFF
 
-
-def new_encoder() -> np.ndarray:
-    """A fresh encoder state ``[x1, x2, pos]``."""
-    return np.array([0, _MASK32, 0], dtype=np.int64)
+#: Initial encoder state (x1, x2, pos).
+ENCODER_START = (0, _MASK32, 0)
 
 
 @njit(cache=True, inline="always")
@@ -47,71 +45,55 @@ def _split(x1: int, x2: int, p1: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def encode_bit(state: np.ndarray, out: np.ndarray, p1: int, bit: int) -> bool:
-    """Code ``bit`` with probability ``p1``/65536 of a 1.
+def encode_bit(x1: int, x2: int, pos: int, out, p1: int, bit: int) -> tuple[int, int, int]:
+    """Code ``bit`` with probability ``p1``/65536 of a 1; return the new state.
 
-    Returns False when ``out`` is full: the caller then gives up on modelling
-    this frame and stores it instead.
+    ``pos`` comes back as -1 when ``out`` is full: the caller then gives up
+    on modelling this frame and stores it instead.
     """
-    x1 = state[0]
-    x2 = state[1]
     xmid = _split(x1, x2, p1)
     if bit:
         x2 = xmid
     else:
         x1 = xmid + 1
-    pos = state[2]
     while ((x1 ^ x2) & 0xFF000000) == 0:
         if pos >= out.shape[0]:
-            return False
+            return x1, x2, -1
         out[pos] = x2 >> 24
         pos += 1
         x1 = (x1 << 8) & _MASK32
         x2 = ((x2 << 8) & _MASK32) | 255
-    state[0] = x1
-    state[1] = x2
-    state[2] = pos
-    return True
+    return x1, x2, pos
 
 
-@njit(cache=True)
-def finish_encoder(state: np.ndarray, out: np.ndarray) -> int:
+@njit(cache=True, inline="always")
+def finish_encoder(x1: int, pos: int, out) -> int:
     """Write the final byte; return the total coded length, or -1 if ``out`` is full."""
-    pos = state[2]
-    if pos >= out.shape[0]:
+    if pos < 0 or pos >= out.shape[0]:
         return -1
-    out[pos] = state[0] >> 24
-    state[2] = pos + 1
+    out[pos] = x1 >> 24
     return pos + 1
 
 
 @njit(cache=True, inline="always")
-def _next_byte(src: np.ndarray, pos: int) -> int:
+def _next_byte(src, pos: int) -> int:
     if pos < src.shape[0]:
         return src[pos]
     return 255
 
 
-@njit(cache=True)
-def new_decoder(src: np.ndarray) -> np.ndarray:
-    """A decoder state ``[x1, x2, x, pos]`` positioned at the start of ``src``."""
+@njit(cache=True, inline="always")
+def start_decoder(src) -> tuple[int, int, int, int]:
+    """Decoder state ``(x1, x2, x, pos)`` at the start of ``src``."""
     x = 0
     for i in range(4):
         x = (x << 8) | _next_byte(src, i)
-    state = np.empty(4, dtype=np.int64)
-    state[0] = 0
-    state[1] = _MASK32
-    state[2] = x
-    state[3] = 4
-    return state
+    return 0, _MASK32, x, 4
 
 
 @njit(cache=True, inline="always")
-def decode_bit(state: np.ndarray, src: np.ndarray, p1: int) -> int:
-    """Decode one bit coded with probability ``p1``/65536 of a 1."""
-    x1 = state[0]
-    x2 = state[1]
-    x = state[2]
+def decode_bit(x1: int, x2: int, x: int, pos: int, src, p1: int) -> tuple[int, int, int, int, int]:
+    """Decode one bit coded with probability ``p1``/65536 of a 1: ``(bit, x1, x2, x, pos)``."""
     xmid = _split(x1, x2, p1)
     if x <= xmid:
         bit = 1
@@ -119,20 +101,15 @@ def decode_bit(state: np.ndarray, src: np.ndarray, p1: int) -> int:
     else:
         bit = 0
         x1 = xmid + 1
-    pos = state[3]
     while ((x1 ^ x2) & 0xFF000000) == 0:
         x1 = (x1 << 8) & _MASK32
         x2 = ((x2 << 8) & _MASK32) | 255
         x = ((x << 8) & _MASK32) | _next_byte(src, pos)
         pos += 1
-    state[0] = x1
-    state[1] = x2
-    state[2] = x
-    state[3] = pos
-    return bit
+    return bit, x1, x2, x, pos
 
 
-@njit(cache=True)
-def consumed(state: np.ndarray) -> int:
-    """How many input bytes the decoder has really used (for sanity checks)."""
-    return state[3] - 3
+@njit(cache=True, inline="always")
+def decoder_consumed(pos: int) -> int:
+    """Input bytes the decoder has really used, given its ``pos``."""
+    return pos - 3

@@ -35,6 +35,7 @@ class CMConfig:
     limit: int  # counters adapt no slower than 1/(limit + 1.5)
     mixer_rate: int  # mixer learning rate, in 1/2^20 per unit of error
     flags: int  # optional stages, see cm_kernel.FLAG_*
+    lean: bool = False  # use the lean kernel (16-bit counters, one mixer)
 
     def params(self) -> np.ndarray:
         p = np.zeros(kernel.P_CTX + len(self.contexts), dtype=np.int64)
@@ -48,6 +49,10 @@ class CMConfig:
         p[kernel.P_CTX :] = self.contexts
         return p
 
+    @property
+    def bucket_bytes(self) -> int:
+        return 32 if self.lean else 64
+
 
 class ContextMixingModel(Model):
     """A :class:`Model` backed by the compiled context-mixing kernel."""
@@ -59,8 +64,12 @@ class ContextMixingModel(Model):
         self.config = config
         self.summary = summary
         self._params = config.params()
+        self._run = kernel.run_fast if config.lean else kernel.run
         self._digest = digest_of(
-            b"nzip.cm", KERNEL_VERSION.to_bytes(4, "little"), self._params.tobytes(), SQUASH.tobytes()
+            b"nzip.cm.lean" if config.lean else b"nzip.cm",
+            KERNEL_VERSION.to_bytes(4, "little"),
+            self._params.tobytes(),
+            SQUASH.tobytes(),
         )
 
     @property
@@ -86,11 +95,12 @@ class ContextMixingModel(Model):
     def memory_usage(self, frame_size: int) -> int:
         table_bits, match_bits = self._sizes(frame_size)
         fixed = 65536 * 33 * 4 + 256 * 1024  # order-1 map, mixers, small maps
-        return (64 << table_bits) + (4 << match_bits) + fixed
+        return (self.config.bucket_bytes << table_bits) + (4 << match_bits) + fixed
 
     def _tables(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         table_bits, match_bits = self._sizes(size)
-        return np.zeros(16 << table_bits, dtype=np.uint32), np.zeros(1 << match_bits, dtype=np.int32)
+        dtype = np.uint16 if self.config.lean else np.uint32
+        return np.zeros(16 << table_bits, dtype=dtype), np.zeros(1 << match_bits, dtype=np.int32)
 
     def encode(self, data: bytes) -> bytes | None:
         size = len(data)
@@ -99,7 +109,7 @@ class ContextMixingModel(Model):
         src = np.frombuffer(data, dtype=np.uint8).copy()
         dst = np.empty(size, dtype=np.uint8)
         table, match_table = self._tables(size)
-        coded = kernel.run(False, src, dst, size, self._params, table, match_table)
+        coded = self._run(False, src, dst, size, self._params, table, match_table)
         if coded < 0 or coded >= size:
             return None
         return dst[:coded].tobytes()
@@ -108,7 +118,7 @@ class ContextMixingModel(Model):
         src = np.frombuffer(payload, dtype=np.uint8).copy()
         dst = np.empty(size, dtype=np.uint8)
         table, match_table = self._tables(size)
-        kernel.run(True, src, dst, size, self._params, table, match_table)
+        self._run(True, src, dst, size, self._params, table, match_table)
         return dst.tobytes()
 
 
@@ -119,8 +129,8 @@ _ALL = kernel.FLAG_INDIRECT | kernel.FLAG_MIXER2 | kernel.FLAG_APM2
 LEVEL_MODELS: dict[int, ContextMixingModel] = {
     1: ContextMixingModel(
         "cm1",
-        CMConfig((1, 2, 3, 4, 6), table_bits=20, match_min=6, match_bits=20, limit=127, mixer_rate=6, flags=0),
-        "orders 1-4 and 6, match model, one mixer",
+        CMConfig((2, 3), table_bits=18, match_min=6, match_bits=20, limit=15, mixer_rate=6, flags=0, lean=True),
+        "orders 1-3 with compact counters, match model, one mixer",
     ),
     2: ContextMixingModel(
         "cm2",

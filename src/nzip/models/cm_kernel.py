@@ -29,8 +29,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..coder import decode_bit, encode_bit, finish_encoder, new_decoder
+from ..coder import ENCODER_START, decode_bit, decoder_consumed, encode_bit, finish_encoder, start_decoder
 from ..logistic import SQUASH, STRETCH, STRETCH_MAX
+from .prefetch import prefetch
 
 # Layout of the ``params`` array handed to :func:`run`.
 P_TABLE_BITS = 0
@@ -104,7 +105,7 @@ def _squash(d):
     return SQUASH[d + STRETCH_MAX]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _context_hash(cid, c4, c8, word, word_prev, column, rlen, above):
     if cid <= 4:
         if cid == 4:
@@ -132,6 +133,64 @@ def _context_hash(cid, c4, c8, word, word_prev, column, rlen, above):
     if cid == CTX_RECORD_LEFT:
         return _hash((above & 0xFF) | ((c4 & 0xFF) << 8) | (rlen << 16), cid)
     return _hash(0, cid)
+
+
+@njit(cache=True, inline="always")
+def _map_update(table, i, bit, limit):
+    """Update entry ``i`` of an adaptive map (22-bit probability, 10-bit count)."""
+    v = np.int64(table[i])
+    sp = v >> 10
+    sn = v & 1023
+    sp += (((bit << 22) - sp) * SM_RATE[sn]) >> 16
+    table[i] = np.uint32((sp << 10) | min(sn + 1, limit))
+
+
+@njit(cache=True, inline="always")
+def _match_expected(buf, mptr, mlen, c0, bitpos):
+    """The bit the current match predicts, or -1 when there is no (longer a) match."""
+    if mlen == 0:
+        return -1
+    pb = np.int64(buf[mptr]) | 256
+    if (pb >> (8 - bitpos)) != c0:
+        return -1
+    return (pb >> (7 - bitpos)) & 1
+
+
+@njit(cache=True, inline="always")
+def _match_index(mlen, expected):
+    """Index of the adaptive map entry for a match of length ``mlen`` predicting ``expected``."""
+    lq = mlen if mlen < 32 else 32 + min((mlen - 32) >> 4, 31)
+    return lq * 2 + expected
+
+
+@njit(cache=True, inline="always")
+def _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table):
+    """After byte ``pos``: extend the current match, or look up a new one.
+
+    The table maps a hash of the last ``match_min`` bytes to the position
+    after their latest occurrence; a candidate is verified byte by byte, so
+    hash collisions never produce false matches.
+    """
+    if mlen > 0:
+        mlen = min(mlen + 1, 65535)
+        mptr += 1
+    if match_min > 0 and pos + 1 >= match_min:
+        if match_min <= 4:
+            mh = _hash(c4 & ((np.int64(1) << (8 * match_min)) - 1), 99)
+        else:
+            mh = _hash(_hash(c4, c8 & ((np.int64(1) << (8 * (match_min - 4))) - 1)), 99)
+        mslot = np.int64(mh >> np.uint64(40)) & (match_table.shape[0] - 1)
+        if mlen == 0:
+            cand = np.int64(match_table[mslot])
+            if cand > 0:
+                ln = 0
+                while ln < 32 and ln < cand and buf[cand - 1 - ln] == buf[pos - ln]:
+                    ln += 1
+                if ln >= match_min:
+                    mlen = ln
+                    mptr = cand
+        match_table[mslot] = pos + 1
+    return mptr, mlen
 
 
 @njit(cache=True, inline="always")
@@ -166,7 +225,6 @@ def run(decoding, src, dst, n, params, table, match_table):
     limit = params[P_LIMIT]
     mix_shift = params[P_MIX_SHIFT]
     match_min = params[P_MATCH_MIN]
-    mmask = match_table.shape[0] - 1
     tmask = (table.shape[0] >> 4) - 1
     cids = params[P_CTX : P_CTX + nctx]
     indirect = (params[P_FLAGS] & FLAG_INDIRECT) != 0
@@ -197,8 +255,8 @@ def run(decoding, src, dst, n, params, table, match_table):
     slot = np.zeros(nctx, dtype=np.int64)
     hidx = np.zeros(nctx, dtype=np.int64)
 
-    enc = np.array([0, 0xFFFFFFFF, 0], dtype=np.int64)
-    dec = new_decoder(src)
+    x1, x2, out_pos = ENCODER_START
+    d1, d2, dx, in_pos = start_decoder(src)
     buf = dst if decoding else src
 
     c4 = np.int64(0)
@@ -220,6 +278,7 @@ def run(decoding, src, dst, n, params, table, match_table):
     for pos in range(n):
         for i in range(nctx):
             hashes[i] = _context_hash(cids[i], c4, c8, word, word_prev, column, rlen, above)
+            prefetch(table, (np.int64(_hash(hashes[i], 0) >> np.uint64(32)) & tmask & ~1) << 4)
         mstate = 0 if mlen == 0 else (1 if mlen < 32 else 2)
         c0 = 1
         nib = 1
@@ -246,23 +305,16 @@ def run(decoding, src, dst, n, params, table, match_table):
                     x[2 * i + 1] = _stretch(sm[i * 256 + h] >> 16)
                 else:
                     x[i] = _stretch(p)
-            expected = -1
-            if mlen > 0:
-                pb = np.int64(buf[mptr]) | 256
-                if (pb >> (8 - bitpos)) == c0:
-                    expected = (pb >> (7 - bitpos)) & 1
-                else:
-                    mlen = 0
-            if expected >= 0:
-                lq = mlen if mlen < 32 else 32 + min((mlen - 32) >> 4, 31)
-                mi = lq * 2 + expected
-                mp = np.int64(msm[mi] >> 16)
-                x[nin - 3] = _stretch(mp)
-                x[nin - 2] = (2 * expected - 1) * min(mlen, 32) * 32
-            else:
+            expected = _match_expected(buf, mptr, mlen, c0, bitpos)
+            if expected < 0:
+                mlen = 0
                 mi = -1
                 x[nin - 3] = 0
                 x[nin - 2] = 0
+            else:
+                mi = _match_index(mlen, expected)
+                x[nin - 3] = _stretch(msm[mi] >> 16)
+                x[nin - 2] = (2 * expected - 1) * min(mlen, 32) * 32
             x[nin - 1] = 256
 
             wa = ((found * 3) + mstate) * nin
@@ -304,10 +356,11 @@ def run(decoding, src, dst, n, params, table, match_table):
 
             # ---- code ----
             if decoding:
-                bit = decode_bit(dec, src, p)
+                bit, d1, d2, dx, in_pos = decode_bit(d1, d2, dx, in_pos, src, p)
             else:
                 bit = (np.int64(src[pos]) >> (7 - bitpos)) & 1
-                if not encode_bit(enc, dst, p, bit):
+                x1, x2, out_pos = encode_bit(x1, x2, out_pos, dst, p, bit)
+                if out_pos < 0:
                     return -1
 
             # ---- update ----
@@ -330,37 +383,17 @@ def run(decoding, src, dst, n, params, table, match_table):
                 p0 = np.int64((s >> 16) ^ 0x8000)
                 cnt = np.int64((s >> 8) & 255)
                 h = np.int64(s & 255)
-                if bit:
-                    p0 += ((65535 - p0) * RATE[cnt]) >> 16
-                else:
-                    p0 -= (p0 * RATE[cnt]) >> 16
-                if cnt < limit:
-                    cnt += 1
-                if h == 0:
-                    h = 2 + bit
-                else:
-                    h = (h << 1) | bit
-                    if h >= 256:
-                        h = (h & 127) | 128
+                p0 += ((bit * 65535 - p0) * RATE[cnt]) >> 16
+                cnt = min(cnt + 1, limit)
+                h = (max(h, 1) << 1) | bit
+                over = h >> 8
+                h = (h & (255 >> over)) | (over << 7)
                 table[k] = np.uint32(((p0 ^ 0x8000) << 16) | (cnt << 8) | h)
                 if not indirect:
                     continue
-                m = hidx[i]
-                v = np.int64(sm[m])
-                sp = v >> 10
-                sn = v & 1023
-                sp += (((bit << 22) - sp) * SM_RATE[sn]) >> 16
-                if sn < 1023:
-                    sn += 1
-                sm[m] = np.uint32((sp << 10) | sn)
+                _map_update(sm, hidx[i], bit, 1023)
             if mi >= 0:
-                v = np.int64(msm[mi])
-                sp = v >> 10
-                sn = v & 1023
-                sp += (((bit << 22) - sp) * SM_RATE[sn]) >> 16
-                if sn < 255:
-                    sn += 1
-                msm[mi] = np.uint32((sp << 10) | sn)
+                _map_update(msm, mi, bit, 255)
             c0 = (c0 << 1) | bit
             nib = (nib << 1) | bit
 
@@ -396,29 +429,145 @@ def run(decoding, src, dst, n, params, table, match_table):
             word_prev = word
             word = np.uint64(0)
 
-        # Match model: follow the current match or look for a new one.
-        if mlen > 0:
-            mlen += 1
-            mptr += 1
-            if mlen > 65535:
-                mlen = 65535
-        if match_min > 0 and pos + 1 >= match_min:
-            if match_min <= 4:
-                mh = _hash(c4 & ((np.int64(1) << (8 * match_min)) - 1), 99)
-            else:
-                mh = _hash(_hash(c4, c8 & ((np.int64(1) << (8 * (match_min - 4))) - 1)), 99)
-            mslot = np.int64(mh >> np.uint64(40)) & mmask
-            if mlen == 0:
-                cand = np.int64(match_table[mslot])
-                if cand > 0:
-                    ln = 0
-                    while ln < 48 and ln < cand and buf[cand - 1 - ln] == buf[pos - ln]:
-                        ln += 1
-                    if ln >= match_min:
-                        mlen = ln
-                        mptr = cand
-            match_table[mslot] = pos + 1
+        mptr, mlen = _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table)
 
     if decoding:
-        return dec[3] - 3
-    return finish_encoder(enc, dst)
+        return decoder_consumed(in_pos)
+    return finish_encoder(x1, out_pos, dst)
+
+
+RATE16 = ((2 * 65536) // (2 * np.arange(16, dtype=np.int64) + 3)).astype(np.int32)
+
+
+@njit(cache=True, inline="always")
+def _find_bucket16(table, hh, mask):
+    """Like :func:`_find_bucket` for the compact table of 16-bit counters (32-byte buckets)."""
+    chk = np.uint16(hh & np.uint64(0xFFFF))
+    b = np.int64(hh >> np.uint64(32)) & mask
+    base0 = b << 4
+    if table[base0] == chk:
+        return base0, 1
+    base1 = (b ^ 1) << 4
+    if table[base1] == chk:
+        return base1, 1
+    n0 = table[base0 + 1] & 15
+    n1 = table[base1 + 1] & 15
+    base = base0 if n0 <= n1 else base1
+    table[base] = chk
+    for j in range(1, 16):
+        table[base + j] = 0
+    return base, 0
+
+
+@njit(cache=True, inline="always")
+def _counter16_p(s):
+    """16-bit probability of a compact counter (12-bit probability, 4-bit count)."""
+    return (((np.int64(s) >> 4) ^ 0x800) << 4) | 8
+
+
+@njit(cache=True, inline="always")
+def _counter16_update(s, bit, limit):
+    p = (np.int64(s) >> 4) ^ 0x800
+    n = np.int64(s) & 15
+    p += ((bit * 4095 - p) * RATE16[n]) >> 16
+    return np.uint16(((p ^ 0x800) << 4) | min(n + 1, limit))
+
+
+@njit(cache=True, nogil=True)
+def run_fast(decoding, src, dst, n, params, table, match_table):
+    """The lean kernel of level 1: same contract as :func:`run`.
+
+    Compact 16-bit counters (no bit histories), a direct order-1 table, the
+    hashed contexts of ``params``, the match model and one mixer: about half
+    the work per bit of :func:`run`.
+    """
+    nctx = params[P_NCTX]
+    limit = min(params[P_LIMIT], 15)
+    mix_rate = params[P_MIX_SHIFT]
+    match_min = params[P_MATCH_MIN]
+    tmask = (table.shape[0] >> 4) - 1
+    cids = params[P_CTX : P_CTX + nctx]
+
+    nin = nctx + 4
+    x = np.zeros(nin, dtype=np.int32)
+    w = np.full((nctx + 1) * 3 * nin, 1 << 14, dtype=np.int32)
+    order1 = np.zeros(65536, dtype=np.uint16)
+    msm = np.full(64 * 2, np.uint32(1 << 31), dtype=np.uint32)
+    hashes = np.zeros(nctx, dtype=np.uint64)
+    base = np.zeros(nctx, dtype=np.int64)
+
+    x1, x2, out_pos = ENCODER_START
+    d1, d2, dx, in_pos = start_decoder(src)
+    buf = dst if decoding else src
+    c4 = np.int64(0)
+    c8 = np.int64(0)
+    mptr = 0
+    mlen = 0
+    found = 0
+    zero = np.uint64(0)
+
+    for pos in range(n):
+        for i in range(nctx):
+            hashes[i] = _context_hash(cids[i], c4, c8, zero, zero, 0, 0, 0)
+        mstate = 0 if mlen == 0 else (1 if mlen < 32 else 2)
+        o1 = (c4 & 255) << 8
+        c0 = 1
+        nib = 1
+        for bitpos in range(8):
+            if bitpos == 0 or bitpos == 4:
+                found = 0
+                key = 0 if bitpos == 0 else c0
+                for i in range(nctx):
+                    b, f = _find_bucket16(table, _hash(hashes[i], key), tmask)
+                    base[i] = b
+                    found += f
+                nib = 1
+            for i in range(nctx):
+                x[i] = _stretch(_counter16_p(table[base[i] + nib]))
+            x[nctx] = _stretch(_counter16_p(order1[o1 | c0]))
+            expected = _match_expected(buf, mptr, mlen, c0, bitpos)
+            if expected < 0:
+                mlen = 0
+                mi = -1
+                x[nctx + 1] = 0
+            else:
+                mi = _match_index(mlen, expected)
+                x[nctx + 1] = _stretch(msm[mi] >> 16)
+            x[nctx + 2] = 0 if expected < 0 else (2 * expected - 1) * min(mlen, 32) * 32
+            x[nctx + 3] = 256
+            wi = (found * 3 + mstate) * nin
+            dot = np.int64(0)
+            for j in range(nin):
+                dot += np.int64(x[j]) * w[wi + j]
+            p = np.int64(_squash(dot >> 16))
+
+            if decoding:
+                bit, d1, d2, dx, in_pos = decode_bit(d1, d2, dx, in_pos, src, p)
+            else:
+                bit = (np.int64(src[pos]) >> (7 - bitpos)) & 1
+                x1, x2, out_pos = encode_bit(x1, x2, out_pos, dst, p, bit)
+                if out_pos < 0:
+                    return -1
+
+            err = ((bit << 16) - p) * mix_rate
+            for j in range(nin):
+                w[wi + j] += (np.int64(x[j]) * err) >> 20
+            for i in range(nctx):
+                k = base[i] + nib
+                table[k] = _counter16_update(table[k], bit, limit)
+            order1[o1 | c0] = _counter16_update(order1[o1 | c0], bit, limit)
+            if mi >= 0:
+                _map_update(msm, mi, bit, 255)
+            c0 = (c0 << 1) | bit
+            nib = (nib << 1) | bit
+
+        c = c0 & 255
+        if decoding:
+            dst[pos] = c
+        c8 = ((c8 << 8) | (c4 >> 24)) & 0xFFFFFFFF
+        c4 = ((c4 << 8) | c) & 0xFFFFFFFF
+        mptr, mlen = _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table)
+
+    if decoding:
+        return decoder_consumed(in_pos)
+    return finish_encoder(x1, out_pos, dst)
