@@ -94,7 +94,10 @@ class ContextMixingModel(Model):
 
     def memory_usage(self, frame_size: int) -> int:
         table_bits, match_bits = self._sizes(frame_size)
-        fixed = 65536 * 33 * 4 + 256 * 1024  # order-1 map, mixers, small maps
+        if self.config.lean:
+            fixed = 65536 * 2 + 16 * 1024  # order-1 counters, mixer, match map
+        else:
+            fixed = 65536 * 33 * 4 + 256 * 1024  # order-1 SSE map, mixers, small maps
         return (self.config.bucket_bytes << table_bits) + (4 << match_bits) + fixed
 
     def _tables(self, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,34 +125,43 @@ class ContextMixingModel(Model):
         return dst.tobytes()
 
 
-_TEXT = (kernel.CTX_WORD, kernel.CTX_WORD_PREV)
-_SPARSE = (kernel.CTX_SPARSE_2, kernel.CTX_SPARSE_3_2, kernel.CTX_TEXT_COL)
+_WORDS = (kernel.CTX_WORD, kernel.CTX_WORD_PREV)
+_RECORDS = (kernel.CTX_RECORD, kernel.CTX_RECORD_LEFT)
 _ALL = kernel.FLAG_INDIRECT | kernel.FLAG_MIXER2 | kernel.FLAG_APM2
 
+# Chosen by measurement on the benchmark files (see docs/DESIGN.md): more
+# contexts are not always better, since every input the mixer must learn to
+# ignore costs something on small files.
 LEVEL_MODELS: dict[int, ContextMixingModel] = {
     1: ContextMixingModel(
         "cm1",
-        CMConfig((2, 3), table_bits=18, match_min=6, match_bits=20, limit=15, mixer_rate=6, flags=0, lean=True),
+        CMConfig((2, 3), table_bits=18, match_min=6, match_bits=20, limit=15, mixer_rate=14, flags=0, lean=True),
         "orders 1-3 with compact counters, match model, one mixer",
     ),
     2: ContextMixingModel(
         "cm2",
         CMConfig(
-            (0, 1, 2, 3, 4, 6, *_TEXT), table_bits=21, match_min=6, match_bits=21, limit=127, mixer_rate=6, flags=_ALL
+            (1, 2, 3, 4, 6, kernel.CTX_WORD),
+            table_bits=21,
+            match_min=6,
+            match_bits=21,
+            limit=255,
+            mixer_rate=16,
+            flags=_ALL,
         ),
-        "orders 0-4 and 6, word contexts, match model, bit histories, two mixers, two SSE stages",
+        "orders 1-4 and 6, word context, match model, bit histories, two mixers, two SSE stages",
     ),
     3: ContextMixingModel(
         "cm3",
         CMConfig(
-            (0, 1, 2, 3, 4, 5, 6, 8, *_TEXT, *_SPARSE),
+            (0, 1, 2, 3, 4, 6, *_WORDS, *_RECORDS),
             table_bits=22,
             match_min=6,
             match_bits=22,
-            limit=127,
-            mixer_rate=6,
+            limit=255,
+            mixer_rate=16,
             flags=_ALL,
         ),
-        "orders 0-6 and 8, word, sparse and column contexts, match model, bit histories, two mixers, two SSE stages",
+        "orders 0-4 and 6, word and record contexts, match model, bit histories, two mixers, two SSE stages",
     ),
 }

@@ -52,10 +52,6 @@ MAX_CTX = 24
 # Context identifiers.  0..8: the previous k bytes (order k).
 CTX_WORD = 20  # the current word (letters only, case-folded)
 CTX_WORD_PREV = 21  # the current word and the previous one
-CTX_SPARSE_2 = 30  # the byte two back
-CTX_SPARSE_3_2 = 31  # bytes three and two back
-CTX_SPARSE_4_3 = 32  # bytes four and three back
-CTX_TEXT_COL = 33  # order 2 with the column in a line
 CTX_RECORD = 40  # the bytes one and two records above (fixed-length records)
 CTX_RECORD_LEFT = 41  # the byte one record above and the previous byte
 
@@ -106,7 +102,7 @@ def _squash(d):
 
 
 @njit(cache=True, inline="always")
-def _context_hash(cid, c4, c8, word, word_prev, column, rlen, above):
+def _context_hash(cid, c4, c8, word, word_prev, rlen, above):
     if cid <= 4:
         if cid == 4:
             v = c4
@@ -120,14 +116,6 @@ def _context_hash(cid, c4, c8, word, word_prev, column, rlen, above):
         return _hash(word, cid)
     if cid == CTX_WORD_PREV:
         return _hash(_hash(word, word_prev), cid)
-    if cid == CTX_SPARSE_2:
-        return _hash(c4 & 0xFF00, cid)
-    if cid == CTX_SPARSE_3_2:
-        return _hash(c4 & 0xFFFF00, cid)
-    if cid == CTX_SPARSE_4_3:
-        return _hash(c4 & 0xFFFF0000, cid)
-    if cid == CTX_TEXT_COL:
-        return _hash((c4 & 0xFFFF) | (min(column, 255) << 16), cid)
     if cid == CTX_RECORD:
         return _hash(above | (rlen << 16), cid)
     if cid == CTX_RECORD_LEFT:
@@ -263,7 +251,6 @@ def run(decoding, src, dst, n, params, table, match_table):
     c8 = np.int64(0)
     word = np.uint64(0)
     word_prev = np.uint64(0)
-    column = 0
     mptr = 0
     mlen = 0
     found = 0
@@ -277,7 +264,7 @@ def run(decoding, src, dst, n, params, table, match_table):
 
     for pos in range(n):
         for i in range(nctx):
-            hashes[i] = _context_hash(cids[i], c4, c8, word, word_prev, column, rlen, above)
+            hashes[i] = _context_hash(cids[i], c4, c8, word, word_prev, rlen, above)
             prefetch(table, (np.int64(_hash(hashes[i], 0) >> np.uint64(32)) & tmask & ~1) << 4)
         mstate = 0 if mlen == 0 else (1 if mlen < 32 else 2)
         c0 = 1
@@ -346,7 +333,7 @@ def run(decoding, src, dst, n, params, table, match_table):
             p1 = (np.int64(apm1[a1]) * (128 - wt) + np.int64(apm1[a1 + 1]) * wt) >> 7
             if use_apm2:
                 p2 = (np.int64(apm2[a2]) * (128 - wt) + np.int64(apm2[a2 + 1]) * wt) >> 7
-                p = (2 * p_mix + p1 + p2 + 2) >> 2
+                p = (p_mix + p1 + 2 * p2 + 2) >> 2
             else:
                 p = (p_mix + p1 + 1) >> 1
             if p < 1:
@@ -417,10 +404,6 @@ def run(decoding, src, dst, n, params, table, match_table):
         last_pos[c] = pos + 1
         if rlen > 0 and pos + 1 >= 2 * rlen:
             above = np.int64(buf[pos + 1 - rlen]) | (np.int64(buf[pos + 1 - 2 * rlen]) << 8)
-        if c == 10:
-            column = 0
-        else:
-            column += 1
         if (97 <= c <= 122) or (65 <= c <= 90) or c >= 128:
             if 65 <= c <= 90:
                 c += 32
@@ -508,7 +491,7 @@ def run_fast(decoding, src, dst, n, params, table, match_table):
 
     for pos in range(n):
         for i in range(nctx):
-            hashes[i] = _context_hash(cids[i], c4, c8, zero, zero, 0, 0, 0)
+            hashes[i] = _context_hash(cids[i], c4, c8, zero, zero, 0, 0)
         mstate = 0 if mlen == 0 else (1 if mlen < 32 else 2)
         o1 = (c4 & 255) << 8
         c0 = 1
