@@ -135,7 +135,7 @@ _ALL = kernel.FLAG_INDIRECT | kernel.FLAG_MIXER2 | kernel.FLAG_APM2
 LEVEL_MODELS: dict[int, ContextMixingModel] = {
     1: ContextMixingModel(
         "cm1",
-        CMConfig((2, 3), table_bits=18, match_min=6, match_bits=20, limit=15, mixer_rate=14, flags=0, lean=True),
+        CMConfig((2, 3), table_bits=18, match_min=6, match_bits=18, limit=15, mixer_rate=14, flags=0, lean=True),
         "orders 1-3 with compact counters, match model, one mixer",
     ),
     2: ContextMixingModel(
