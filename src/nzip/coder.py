@@ -28,14 +28,12 @@ model kernel:
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 P_BITS = 16
 P_ONE = 1 << P_BITS
 _MASK32 = 0xFFFFFFFF
-
-#: Initial encoder state (x1, x2, pos).
-ENCODER_START = (0, _MASK32, 0)
 
 
 @njit(cache=True, inline="always")
@@ -113,3 +111,41 @@ def decode_bit(x1: int, x2: int, x: int, pos: int, src, p1: int) -> tuple[int, i
 def decoder_consumed(pos: int) -> int:
     """Input bytes the decoder has really used, given its ``pos``."""
     return pos - 3
+
+
+# A model kernel that both encodes and decodes (the surest way to give the
+# decoder exactly the encoder's probabilities) uses the three functions below.
+# They keep one state ``(x1, x2, x, pos)`` for either direction: ``x`` is only
+# used when decoding, ``pos`` is the output position when encoding and the
+# input position when decoding.
+
+
+@njit(cache=True, inline="always")
+def start_coder(decoding: bool, src) -> tuple[int, int, int, int]:
+    """Initial state for encoding, or for decoding ``src``."""
+    if decoding:
+        return start_decoder(src)
+    return 0, _MASK32, 0, 0
+
+
+@njit(cache=True, inline="always")
+def code_bit(
+    decoding: bool, x1: int, x2: int, x: int, pos: int, src, dst, byte_pos: int, bitpos: int, p1: int
+) -> tuple[int, int, int, int, int]:
+    """Encode bit ``bitpos`` of ``src[byte_pos]`` into ``dst``, or decode the next bit from ``src``.
+
+    Returns ``(bit, x1, x2, x, pos)``; when encoding, ``pos`` is -1 once ``dst`` is full.
+    """
+    if decoding:
+        return decode_bit(x1, x2, x, pos, src, p1)
+    bit = (np.int64(src[byte_pos]) >> (7 - bitpos)) & 1
+    x1, x2, pos = encode_bit(x1, x2, pos, dst, p1, bit)
+    return bit, x1, x2, x, pos
+
+
+@njit(cache=True, inline="always")
+def finish_coder(decoding: bool, x1: int, pos: int, dst) -> int:
+    """Encoding: flush, return the coded length (-1 if ``dst`` is full). Decoding: bytes consumed."""
+    if decoding:
+        return decoder_consumed(pos)
+    return finish_encoder(x1, pos, dst)

@@ -29,9 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..coder import ENCODER_START, decode_bit, decoder_consumed, encode_bit, finish_encoder, start_decoder
+from ..coder import code_bit, finish_coder, start_coder
 from ..logistic import SQUASH, STRETCH, STRETCH_MAX
-from .prefetch import prefetch
 
 # Layout of the ``params`` array handed to :func:`run`.
 P_TABLE_BITS = 0
@@ -243,8 +242,7 @@ def run(decoding, src, dst, n, params, table, match_table):
     slot = np.zeros(nctx, dtype=np.int64)
     hidx = np.zeros(nctx, dtype=np.int64)
 
-    x1, x2, out_pos = ENCODER_START
-    d1, d2, dx, in_pos = start_decoder(src)
+    x1, x2, dx, io_pos = start_coder(decoding, src)
     buf = dst if decoding else src
 
     c4 = np.int64(0)
@@ -265,7 +263,6 @@ def run(decoding, src, dst, n, params, table, match_table):
     for pos in range(n):
         for i in range(nctx):
             hashes[i] = _context_hash(cids[i], c4, c8, word, word_prev, rlen, above)
-            prefetch(table, (np.int64(_hash(hashes[i], 0) >> np.uint64(32)) & tmask & ~1) << 4)
         mstate = 0 if mlen == 0 else (1 if mlen < 32 else 2)
         c0 = 1
         nib = 1
@@ -342,13 +339,9 @@ def run(decoding, src, dst, n, params, table, match_table):
                 p = 65535
 
             # ---- code ----
-            if decoding:
-                bit, d1, d2, dx, in_pos = decode_bit(d1, d2, dx, in_pos, src, p)
-            else:
-                bit = (np.int64(src[pos]) >> (7 - bitpos)) & 1
-                x1, x2, out_pos = encode_bit(x1, x2, out_pos, dst, p, bit)
-                if out_pos < 0:
-                    return -1
+            bit, x1, x2, dx, io_pos = code_bit(decoding, x1, x2, dx, io_pos, src, dst, pos, bitpos, p)
+            if io_pos < 0:
+                return -1
 
             # ---- update ----
             target = bit << 16
@@ -414,9 +407,7 @@ def run(decoding, src, dst, n, params, table, match_table):
 
         mptr, mlen = _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table)
 
-    if decoding:
-        return decoder_consumed(in_pos)
-    return finish_encoder(x1, out_pos, dst)
+    return finish_coder(decoding, x1, io_pos, dst)
 
 
 # Stretch of the compact counters' 12-bit probabilities (taken at the bucket
@@ -482,8 +473,7 @@ def run_fast(decoding, src, dst, n, params, table, match_table):
     hashes = np.zeros(nctx, dtype=np.uint64)
     base = np.zeros(nctx, dtype=np.int64)
 
-    x1, x2, out_pos = ENCODER_START
-    d1, d2, dx, in_pos = start_decoder(src)
+    x1, x2, dx, io_pos = start_coder(decoding, src)
     buf = dst if decoding else src
     c4 = np.int64(0)
     c8 = np.int64(0)
@@ -527,13 +517,9 @@ def run_fast(decoding, src, dst, n, params, table, match_table):
                 dot += np.int64(x[j]) * w[wi + j]
             p = np.int64(_squash(dot >> 16))
 
-            if decoding:
-                bit, d1, d2, dx, in_pos = decode_bit(d1, d2, dx, in_pos, src, p)
-            else:
-                bit = (np.int64(src[pos]) >> (7 - bitpos)) & 1
-                x1, x2, out_pos = encode_bit(x1, x2, out_pos, dst, p, bit)
-                if out_pos < 0:
-                    return -1
+            bit, x1, x2, dx, io_pos = code_bit(decoding, x1, x2, dx, io_pos, src, dst, pos, bitpos, p)
+            if io_pos < 0:
+                return -1
 
             err = ((bit << 16) - p) * mix_rate
             for j in range(nin):
@@ -554,6 +540,4 @@ def run_fast(decoding, src, dst, n, params, table, match_table):
         c4 = ((c4 << 8) | c) & 0xFFFFFFFF
         mptr, mlen = _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table)
 
-    if decoding:
-        return decoder_consumed(in_pos)
-    return finish_encoder(x1, out_pos, dst)
+    return finish_coder(decoding, x1, io_pos, dst)
