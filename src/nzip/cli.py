@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import IO
@@ -30,6 +31,11 @@ from .models import DEFAULT_LEVEL, model_for_level
 SUFFIX = ".nz"
 _CHUNK = 1 << 20
 PROG = "nzip"
+
+
+# Temporary outputs being written, so that an interrupt can remove them.
+_pending_outputs: set[str] = set()
+_pending_lock = threading.Lock()
 
 
 class UserError(Exception):
@@ -110,7 +116,9 @@ def atomic_output(path: str, force: bool, like: str | None) -> Iterator[IO[bytes
     if os.path.lexists(path) and not force:
         raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    with _pending_lock:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        _pending_outputs.add(tmp)
     try:
         with os.fdopen(fd, "wb") as fp:
             yield fp
@@ -119,12 +127,16 @@ def atomic_output(path: str, force: bool, like: str | None) -> Iterator[IO[bytes
         if like is not None:
             with contextlib.suppress(OSError):
                 shutil.copystat(like, tmp)
-        if not force and os.path.lexists(path):
-            raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
-        os.replace(tmp, path)
+        with _pending_lock:
+            if not force and os.path.lexists(path):
+                raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
+            os.replace(tmp, path)
+            _pending_outputs.discard(tmp)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        with _pending_lock:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            _pending_outputs.discard(tmp)
         raise
 
 
@@ -298,23 +310,64 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(argv[1:])
-    # Let SIGTERM unwind like Ctrl-C so temporary outputs are removed.
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, _raise_interrupt)
     args = build_parser().parse_args(argv)
+    return _run_interruptible(args)
+
+
+class _Interrupted(BaseException):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise _Interrupted(signum)
+
+
+def _run_interruptible(args: argparse.Namespace) -> int:
+    """Run the work in a thread so that SIGINT and SIGTERM are handled at once.
+
+    A compiled kernel may code a frame for many seconds without returning to
+    the interpreter; the main thread stays free to receive signals, removes
+    any temporary output, and exits with 128 + the signal number, as shells
+    expect.  The input is never touched.
+    """
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["status"] = _run(args)
+        except BrokenPipeError:
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")
+            outcome["status"] = 1
+        except BaseException as exc:  # re-raised in the main thread
+            outcome["error"] = exc
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            previous[sig] = signal.signal(sig, _on_signal)
+    worker = threading.Thread(target=work, name="nzip-worker", daemon=True)
     try:
-        return _run(args)
-    except KeyboardInterrupt:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+    except _Interrupted as stop:
+        _pending_lock.acquire()  # held until exit: no output may be renamed into place now
+        for tmp in _pending_outputs:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         _error("interrupted")
-        return 130
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")
-        return 1
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+        sys.stderr.flush()
+        os._exit(128 + stop.signum)
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, handler)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return int(outcome.get("status", 1))  # type: ignore[call-overload]
 
 
 def _run(args: argparse.Namespace) -> int:
