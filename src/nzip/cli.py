@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import mmap
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ from .codec import Compressor, Decompressor
 from .errors import NzipError
 from .info import scan
 from .models import DEFAULT_LEVEL, model_for_level
+from .recover import Damage, salvage
 
 SUFFIX = ".nz"
 _CHUNK = 1 << 20
@@ -40,6 +42,14 @@ _pending_lock = threading.Lock()
 
 class UserError(Exception):
     """A problem with one operand, reported in one line."""
+
+
+class DamagedArchive(Exception):
+    """An archive with damaged parts; each is reported on its own line."""
+
+    def __init__(self, damages: list[Damage]) -> None:
+        super().__init__(f"{len(damages)} damaged part(s)")
+        self.damages = damages
 
 
 class Progress:
@@ -170,6 +180,55 @@ def _report(args: argparse.Namespace, name: str, n_in: int, n_out: int, seconds:
     print(f"{name}: {raw} -> {packed} bytes ({pct:.2f}%, {bpb:.3f} bits/byte), {speed:.2f} MB/s", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _whole_archive(path: str) -> Iterator[bytes | mmap.mmap]:
+    """The archive at ``path`` (or stdin) with random access: memory-mapped when it is a file."""
+    if path == "-":
+        yield sys.stdin.buffer.read()
+        return
+    with open(path, "rb") as fp:
+        if os.fstat(fp.fileno()).st_size == 0:
+            yield b""
+            return
+        mapped = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            yield mapped
+        finally:
+            # Views into the map may outlive an exception's traceback; then the
+            # map is closed when they are collected.
+            with contextlib.suppress(BufferError):
+                mapped.close()
+
+
+def test_file(path: str, args: argparse.Namespace) -> None:
+    """``-t``: check every frame of a file, reporting each damaged one."""
+    out_size = 0
+
+    def count(data: bytes) -> None:
+        nonlocal out_size
+        out_size += len(data)
+
+    with _whole_archive(path) as blob:
+        damages = salvage(blob, count)
+    if damages:
+        raise DamagedArchive(damages)
+    if args.verbose:
+        print(f"{path}: OK ({out_size} bytes)", file=sys.stderr)
+
+
+def salvage_file(path: str, args: argparse.Namespace) -> None:
+    """``-d --salvage``: write every intact frame, zeros for lost ones, and report the damage."""
+    with _whole_archive(path) as blob:
+        if path == "-" or args.stdout:
+            damages = salvage(blob, sys.stdout.buffer.write)
+            sys.stdout.buffer.flush()
+        else:
+            with atomic_output(_output_name(path, args), args.force, path) as dst:
+                damages = salvage(blob, dst.write)
+    if damages:
+        raise DamagedArchive(damages)
+
+
 def process_file(path: str, args: argparse.Namespace) -> None:
     """Compress, decompress or test one operand (``-`` is stdin)."""
     stdin = path == "-"
@@ -179,6 +238,10 @@ def process_file(path: str, args: argparse.Namespace) -> None:
             raise UserError("is a directory; ignored")
         if not os.path.exists(path):
             raise UserError("no such file")
+    if args.mode == "test" and not stdin:
+        return test_file(path, args)
+    if args.mode == "decompress" and args.salvage:
+        return salvage_file(path, args)
     total = None if stdin else os.path.getsize(path)
     progress = Progress(name, not args.quiet, total)
     run = compress_stream if args.mode == "compress" else decompress_stream
@@ -265,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--keep", action="store_true", help="keep input files (default)")
     p.add_argument(
         "--rm", action="store_true", help="remove each input file after success (its archive is verified first)"
+    )
+    p.add_argument(
+        "--salvage",
+        action="store_true",
+        help="with -d: write every intact frame of a damaged archive (lost frames become zeros), list the damage",
     )
     p.add_argument(
         "-T",
@@ -408,11 +476,19 @@ def _run(args: argparse.Namespace) -> int:
         _error("refusing to read compressed data from a terminal (use -f to force)")
         return 1
     status = 0
+    if args.salvage and (args.mode != "decompress" or args.rm):
+        _error("--salvage goes with -d and without --rm")
+        return 1
     for path in files:
+        name = "stdin" if path == "-" else path
         try:
             process_file(path, args)
+        except DamagedArchive as exc:
+            for damage in exc.damages:
+                _error(f"{name}: {damage}")
+            status = 1
         except (NzipError, UserError, OSError) as exc:
-            _error(f"{'stdin' if path == '-' else path}: {_describe(exc)}")
+            _error(f"{name}: {_describe(exc)}")
             status = 1
     return status
 

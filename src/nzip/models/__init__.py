@@ -25,6 +25,11 @@ def register(model: Model) -> None:
     _REGISTRY[model.name] = model
 
 
+def registered_models() -> list[Model]:
+    """Every model this installation can decode with."""
+    return list(_REGISTRY.values())
+
+
 def model_for_level(level: int) -> Model:
     """The model compression at ``level`` (1 to 9) uses."""
     if not MIN_LEVEL <= level <= MAX_LEVEL:
@@ -49,4 +54,13 @@ def resolve(name: str, digest: bytes) -> Model:
     return model
 
 
-__all__ = ["DEFAULT_LEVEL", "MAX_LEVEL", "MIN_LEVEL", "Model", "model_for_level", "register", "resolve"]
+__all__ = [
+    "DEFAULT_LEVEL",
+    "MAX_LEVEL",
+    "MIN_LEVEL",
+    "Model",
+    "model_for_level",
+    "register",
+    "registered_models",
+    "resolve",
+]

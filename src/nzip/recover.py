@@ -1,0 +1,271 @@
+"""Salvage damaged archives: report every damaged frame, keep every intact one.
+
+Frames are independent and individually checksummed, so damage costs only
+the frames it touches.  :func:`salvage` walks an archive held in memory (or
+memory-mapped), decodes every frame it can, and lists what it could not: a
+frame whose payload fails its checksum, a frame header that fails its own
+checksum (the walk then resynchronises on the next valid frame header or
+footer), a truncated end.  A single flipped bit therefore loses at most one
+frame.
+
+Lost frames are replaced in the output by zero bytes of the same length when
+that length is known (from the frame's header, the frame size, or the
+member's footer), so that the intact data keeps its offsets.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import container as fmt
+from .errors import ModelMismatchError, NotAnArchiveError, NzipError
+from .models import Model, registered_models, resolve
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged part of an archive."""
+
+    offset: int  # where in the archive
+    what: str  # e.g. "frame 3" or "footer"
+    reason: str
+    lost_at: int | None = None  # where in the output the lost bytes would have been
+    lost: int | None = None  # how many output bytes are lost (None: unknown)
+
+    def __str__(self) -> str:
+        text = f"{self.what} at offset {self.offset}: {self.reason}"
+        if self.lost:
+            text += f"; {self.lost} bytes lost at output offset {self.lost_at}"
+        elif self.lost is None and self.lost_at is not None:
+            text += f"; an unknown number of bytes lost at output offset {self.lost_at}"
+        return text
+
+
+@dataclass
+class _Lost:
+    size: int | None  # raw size when the frame header told it
+    damage: int  # index of its entry in the damage list
+
+
+def _near_magic(data: memoryview, pos: int) -> bool:
+    """The magic number, or something one flipped bit away from it."""
+    head = bytes(data[pos : pos + len(fmt.MAGIC)])
+    return len(head) == len(fmt.MAGIC) and _bit_distance(head, fmt.MAGIC) <= 1
+
+
+def _bit_distance(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def _header_model(data: memoryview, pos: int, damages: list[Damage]) -> tuple[fmt.StreamHeader, int]:
+    """Parse the stream header at ``pos``, repairing a damaged one.
+
+    An intact header is used as it is.  Otherwise every installed model is
+    tried as the header's content (with every level and frame size when a
+    damaged byte hides them): a candidate whose checksum equals the stored
+    one is certain; failing that, the candidate nearest in bits is taken if
+    it differs by a few bits only.
+    """
+    try:
+        size = fmt.header_size(data[pos : pos + fmt.HEADER_FIXED_SIZE])
+        header = fmt.parse_header(data[pos : pos + size])
+        resolve(header.model_name, header.model_digest)
+        return header, size
+    except ModelMismatchError:
+        raise
+    except NzipError:
+        pass
+    best: tuple[int, fmt.StreamHeader] | None = None
+    for model in registered_models():
+        size = fmt.HEADER_FIXED_SIZE + len(model.name) + len(model.digest) + 4
+        raw = bytes(data[pos : pos + size])
+        if len(raw) < size:
+            continue
+        stored_crc = int.from_bytes(raw[-4:], "little")
+        level, frame_log = raw[6], raw[7]
+        guesses = [(level, frame_log)] + [
+            (lv, fl) for lv in range(10) for fl in range(fmt.MIN_FRAME_LOG, fmt.MAX_FRAME_LOG + 1)
+        ]
+        for lv, fl in guesses:
+            if not fmt.MIN_FRAME_LOG <= fl <= fmt.MAX_FRAME_LOG:
+                continue
+            candidate = fmt.StreamHeader(model.name, model.digest, lv, fl)
+            packed = candidate.pack()
+            if int.from_bytes(packed[-4:], "little") == stored_crc:
+                best = (0, candidate)
+                break
+            if (lv, fl) == (level, frame_log):
+                dist = _bit_distance(packed, raw)
+                if dist <= 8 and (best is None or dist < best[0]):
+                    best = (dist, candidate)
+        if best is not None and best[0] == 0:
+            break
+    if best is None:
+        raise fmt.CorruptDataError(f"stream header at offset {pos} is damaged beyond repair")
+    header = best[1]
+    damages.append(Damage(pos, "stream header", f"damaged; repaired as model '{header.model_name}'"))
+    return header, header.size
+
+
+def _valid_frame_header(data: memoryview, at: int, frame_size: int) -> fmt.FrameHeader | None:
+    if at + fmt.FRAME_HEADER_SIZE > len(data):
+        return None
+    try:
+        return fmt.parse_frame_header(data[at : at + fmt.FRAME_HEADER_SIZE], frame_size, 0, at)
+    except NzipError:
+        return None
+
+
+def _valid_footer(data: memoryview, at: int) -> fmt.Footer | None:
+    if at + fmt.FOOTER_HEAD_SIZE > len(data) or data[at] != fmt.FRAME_END:
+        return None
+    _, count, length = fmt.footer_size(data[at : at + fmt.FOOTER_HEAD_SIZE])
+    if count > len(data) or at + length > len(data):
+        return None
+    try:
+        return fmt.parse_footer(data[at : at + length], at)
+    except NzipError:
+        return None
+
+
+def _looks_like_footer(data: memoryview, at: int, length: int, frames: int) -> bool:
+    """Whether a damaged or cut structure at ``at`` is this member's footer rather than a frame."""
+    end = at + length
+    if end <= len(data):
+        return bytes(data[end - 4 : end]) == fmt.END_MAGIC
+    head = bytes(data[at : at + fmt.FOOTER_HEAD_SIZE])
+    if len(head) < fmt.FOOTER_HEAD_SIZE:
+        return True  # too short to be a frame header either
+    return int.from_bytes(head[9:17], "little") == frames
+
+
+def _resync(blob: bytes | mmap.mmap, data: memoryview, start: int, frame_size: int) -> int:
+    """Offset of the next valid frame header or footer after ``start`` (or the end of data).
+
+    Scans windows of about one frame: a damaged frame is at most that long.
+    Candidates are filtered with numpy before their checksums are tried.
+    """
+    step = frame_size + 2 * fmt.FRAME_HEADER_SIZE
+    lo = start + 1
+    while lo < len(data):
+        hi = min(len(data), lo + step)
+        w = np.frombuffer(data[lo : min(len(data), hi + 4)], dtype=np.uint8).astype(np.uint32)
+        n = max(0, min(hi - lo, len(w) - 4))
+        kind = w[:n]
+        raw = w[1 : n + 1] | w[2 : n + 2] << 8 | w[3 : n + 3] << 16 | w[4 : n + 4] << 24
+        plausible = ((kind == fmt.FRAME_MODELLED) | (kind == fmt.FRAME_STORED)) & (raw >= 1) & (raw <= frame_size)
+        candidates = set((np.flatnonzero(plausible) + lo).tolist())
+        candidates.update(np.flatnonzero(kind == fmt.FRAME_END)[:4096] + lo)
+        for at in sorted(candidates):
+            if _valid_frame_header(data, int(at), frame_size) or _valid_footer(data, int(at)):
+                return int(at)
+        lo = hi
+    return len(data)
+
+
+def salvage(archive: bytes | mmap.mmap, write: Callable[[bytes], object]) -> list[Damage]:
+    """Decode everything intact in ``archive`` through ``write``; return the damage found.
+
+    Raises :class:`NotAnArchiveError` if ``archive`` does not start like an
+    archive at all, and :class:`ModelMismatchError` if it needs a model this
+    installation lacks.
+    """
+    data = memoryview(archive).cast("B")
+    if len(data) == 0:
+        raise NotAnArchiveError("not an nzip archive (empty input)")
+    if not _near_magic(data, 0):
+        raise NotAnArchiveError("not an nzip archive (bad magic number)")
+    damages: list[Damage] = []
+    pos = 0
+    out_pos = 0
+    while pos < len(data):
+        if not _near_magic(data, pos):
+            damages.append(Damage(pos, "trailing data", "not an nzip archive; ignored"))
+            break
+        if pos + fmt.HEADER_FIXED_SIZE > len(data):
+            damages.append(Damage(pos, "stream header", "truncated"))
+            break
+        try:
+            header, size = _header_model(data, pos, damages)
+        except fmt.CorruptDataError as exc:
+            damages.append(Damage(pos, "member", str(exc), out_pos, None))
+            nxt = archive.find(fmt.MAGIC, pos + 1)
+            if nxt < 0:
+                break
+            pos = nxt
+            continue
+        model: Model = resolve(header.model_name, header.model_digest)
+        pos += size
+        pieces: list[bytes | _Lost] = []
+        index = 0
+        footer = None
+        while True:
+            if pos >= len(data):
+                damages.append(Damage(pos, "archive", "truncated before the footer; what follows is missing"))
+                break
+            if data[pos] == fmt.FRAME_END:
+                footer = _valid_footer(data, pos)
+                length = fmt.FOOTER_HEAD_SIZE + index * fmt.INDEX_ENTRY_SIZE + fmt.FOOTER_TAIL_SIZE
+                if footer is not None:
+                    pos += fmt.FOOTER_HEAD_SIZE + len(footer.frames) * fmt.INDEX_ENTRY_SIZE + fmt.FOOTER_TAIL_SIZE
+                    break
+                if _looks_like_footer(data, pos, length, index):
+                    reason = "truncated" if pos + length > len(data) else "checksum mismatch (no data lost)"
+                    damages.append(Damage(pos, "footer", reason))
+                    pos = min(len(data), pos + length)
+                    break
+            head = _valid_frame_header(data, pos, header.frame_size)
+            if head is None or pos + fmt.FRAME_HEADER_SIZE + head.coded_size > len(data):
+                reason = "frame header damaged" if head is None else "archive is truncated"
+                nxt = _resync(archive, data, pos, header.frame_size)
+                damages.append(Damage(pos, f"frame {index}", reason))
+                pieces.append(_Lost(None, len(damages) - 1))
+                index += 1
+                pos = nxt
+                continue
+            payload = bytes(data[pos + fmt.FRAME_HEADER_SIZE : pos + fmt.FRAME_HEADER_SIZE + head.coded_size])
+            try:
+                raw = payload if head.kind == fmt.FRAME_STORED else model.decode(payload, head.raw_size)
+                ok = fmt.crc32(raw) == head.raw_crc
+            except Exception:  # a damaged payload may upset a model in any way
+                ok = False
+            if ok:
+                pieces.append(raw)
+            else:
+                damages.append(Damage(pos, f"frame {index}", "checksum mismatch"))
+                pieces.append(_Lost(head.raw_size, len(damages) - 1))
+            pos += fmt.FRAME_HEADER_SIZE + head.coded_size
+            index += 1
+        out_pos = _emit(pieces, footer, header.frame_size, damages, out_pos, write)
+    return damages
+
+
+def _emit(
+    pieces: list[bytes | _Lost],
+    footer: fmt.Footer | None,
+    frame_size: int,
+    damages: list[Damage],
+    out_pos: int,
+    write: Callable[[bytes], object],
+) -> int:
+    """Write a member's pieces, sizing lost frames from the footer when it matches."""
+    sizes: list[int | None] = [None] * len(pieces)
+    if footer is not None and len(footer.frames) == len(pieces):
+        sizes = [raw for raw, _ in footer.frames]
+    for i, piece in enumerate(pieces):
+        if isinstance(piece, bytes):
+            write(piece)
+            out_pos += len(piece)
+            continue
+        size = piece.size or sizes[i]
+        if size is None and i < len(pieces) - 1:
+            size = frame_size  # every frame but the last is full
+        damages[piece.damage] = replace(damages[piece.damage], lost_at=out_pos, lost=size)
+        if size:
+            write(bytes(size))
+            out_pos += size
+    return out_pos
