@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from . import __version__
-from .codec import Compressor, Decompressor
+from .codec import Compressor, iter_decompress
 from .errors import NzipError
 from .info import scan
 from .models import DEFAULT_LEVEL, model_for_level
@@ -106,17 +106,19 @@ def decompress_stream(
     src: IO[bytes], dst: IO[bytes] | None, args: argparse.Namespace, progress: Progress
 ) -> tuple[int, int]:
     """Decompress ``src`` into ``dst`` (or only verify when ``dst`` is None); return (bytes in, bytes out)."""
-    dec = Decompressor(threads=args.threads)
     n_in = n_out = 0
-    for chunk in _read_chunks(src):
-        out = dec.decompress(chunk)
-        n_in += len(chunk)
-        if out:
-            if dst is not None:
-                dst.write(out)
-            n_out += len(out)
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal n_in
+        for chunk in _read_chunks(src):
+            n_in += len(chunk)
+            yield chunk
+
+    for out in iter_decompress(chunks(), threads=args.threads):
+        if dst is not None:
+            dst.write(out)
+        n_out += len(out)
         progress.update(n_out, n_in)
-    dec.finish()
     return n_in, n_out
 
 
@@ -163,11 +165,9 @@ def _output_name(path: str, args: argparse.Namespace) -> str:
 
 
 def _verify_archive(path: str, threads: int) -> None:
-    dec = Decompressor(threads=threads)
     with open(path, "rb") as fp:
-        for chunk in _read_chunks(fp):
-            dec.decompress(chunk)
-    dec.finish()
+        for _ in iter_decompress(_read_chunks(fp), threads=threads):
+            pass
 
 
 def _report(args: argparse.Namespace, name: str, n_in: int, n_out: int, seconds: float) -> None:

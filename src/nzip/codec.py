@@ -10,7 +10,7 @@ of threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from . import container as fmt
@@ -123,11 +123,12 @@ class Decompressor:
         self._offset = 0  # absolute input offset of self._buf[0]
         self._header: fmt.StreamHeader | None = None
         self._model: Model | None = None
-        self._member_start = 0
         self._index: list[tuple[int, int]] = []
         self._total = 0
         self._members = 0
         self._verify = verify
+        self._ready = bytearray()  # decoded output not yet returned
+        self._stalled = True
 
     @property
     def eof(self) -> bool:
@@ -166,11 +167,11 @@ class Decompressor:
             raise CorruptDataError(f"frame {index} at offset {offset} is corrupt (checksum mismatch)")
         return raw
 
-    def _read_frames(self) -> list[tuple[fmt.FrameHeader, bytes, int, int]]:
-        """Take every complete frame at the front of the buffer."""
+    def _read_frames(self, limit: int) -> list[tuple[fmt.FrameHeader, bytes, int, int]]:
+        """Take up to ``limit`` complete frames from the front of the buffer."""
         assert self._header is not None
         frames = []
-        while len(self._buf) >= fmt.FRAME_HEADER_SIZE and self._buf[0] != fmt.FRAME_END:
+        while len(frames) < limit and len(self._buf) >= fmt.FRAME_HEADER_SIZE and self._buf[0] != fmt.FRAME_END:
             index = len(self._index)
             head = fmt.parse_frame_header(self._buf, self._header.frame_size, index, self._offset)
             if len(self._buf) < fmt.FRAME_HEADER_SIZE + head.coded_size:
@@ -182,49 +183,76 @@ class Decompressor:
             self._total += head.raw_size
         return frames
 
-    def decompress(self, data: bytes) -> bytes:
-        """Add ``data``; return every byte of output it completes."""
+    @property
+    def needs_input(self) -> bool:
+        """False while output can still be produced without more input (see ``max_length``)."""
+        return self._stalled and not self._ready
+
+    def decompress(self, data: bytes = b"", max_length: int = -1) -> bytes:
+        """Add ``data`` and return decompressed bytes.
+
+        With ``max_length >= 0`` at most that many bytes are returned and no
+        more frames are decoded than needed for them; call again with
+        ``b""`` while :attr:`needs_input` is False.  This bounds memory to
+        about a frame per thread whatever the compression ratio.
+        """
         self._buf += data
-        out: list[bytes] = []
-        while self._buf:
-            if self._header is None:
-                if len(self._buf) < fmt.HEADER_FIXED_SIZE:
-                    if len(self._buf) >= len(fmt.MAGIC):
-                        self._check_magic()
-                    break
-                self._check_magic()
-                size = fmt.header_size(self._buf)
-                if len(self._buf) < size:
-                    break
-                self._member_start = self._offset
-                header = fmt.parse_header(self._consume(size))
-                self._model = resolve(header.model_name, header.model_digest)
-                self._header = header
-                self._index = []
-                self._total = 0
-                continue
-            frames = self._read_frames()
-            if frames:
-                out.extend(_map(self._executor, self._decode_frame, frames))
-                continue
-            if self._buf[0] != fmt.FRAME_END or len(self._buf) < fmt.FOOTER_HEAD_SIZE:
+        while max_length < 0 or len(self._ready) < max_length:
+            if not self._step():
+                self._stalled = True
                 break
-            total, count, length = fmt.footer_size(self._buf)
-            if count != len(self._index) or total != self._total:
-                raise CorruptDataError(
-                    f"corrupt footer at offset {self._offset}: it lists {count} frames and {total} bytes, "
-                    f"the archive holds {len(self._index)} frames and {self._total} bytes"
-                )
-            if len(self._buf) < length:
-                break
-            offset = self._offset
-            footer = fmt.parse_footer(self._consume(length), offset)
-            if list(footer.frames) != self._index:
-                raise CorruptDataError(f"corrupt footer at offset {offset}: frame index does not match the frames")
-            self._header = None
-            self._model = None
-            self._members += 1
-        return b"".join(out)
+        else:
+            self._stalled = False
+        if max_length < 0 or len(self._ready) <= max_length:
+            out = bytes(self._ready)
+            self._ready.clear()
+        else:
+            out = bytes(self._ready[:max_length])
+            del self._ready[:max_length]
+        return out
+
+    def _step(self) -> bool:
+        """Parse one header or footer, or decode a batch of frames; False when input is lacking."""
+        if not self._buf:
+            return False
+        if self._header is None:
+            if len(self._buf) < fmt.HEADER_FIXED_SIZE:
+                if len(self._buf) >= len(fmt.MAGIC):
+                    self._check_magic()
+                return False
+            self._check_magic()
+            size = fmt.header_size(self._buf)
+            if len(self._buf) < size:
+                return False
+            header = fmt.parse_header(self._consume(size))
+            self._model = resolve(header.model_name, header.model_digest)
+            self._header = header
+            self._index = []
+            self._total = 0
+            return True
+        frames = self._read_frames(self._threads)
+        if frames:
+            for raw in _map(self._executor, self._decode_frame, frames):
+                self._ready += raw
+            return True
+        if self._buf[0] != fmt.FRAME_END or len(self._buf) < fmt.FOOTER_HEAD_SIZE:
+            return False
+        total, count, length = fmt.footer_size(self._buf)
+        if count != len(self._index) or total != self._total:
+            raise CorruptDataError(
+                f"corrupt footer at offset {self._offset}: it lists {count} frames and {total} bytes, "
+                f"the archive holds {len(self._index)} frames and {self._total} bytes"
+            )
+        if len(self._buf) < length:
+            return False
+        offset = self._offset
+        footer = fmt.parse_footer(self._consume(length), offset)
+        if list(footer.frames) != self._index:
+            raise CorruptDataError(f"corrupt footer at offset {offset}: frame index does not match the frames")
+        self._header = None
+        self._model = None
+        self._members += 1
+        return True
 
     def finish(self) -> None:
         """Declare the end of input; raise if it ended inside a member."""
@@ -233,6 +261,8 @@ class Decompressor:
             self._executor = None
         if self._members == 0 and self._header is None and not self._buf:
             raise NotAnArchiveError("not an nzip archive (empty input)")
+        if self._ready:
+            raise ValueError("finish() called before all output was read")
         if self._header is not None or self._buf:
             where = "in the stream header" if self._header is None else f"in frame {len(self._index)} or the footer"
             raise TruncatedDataError(
@@ -254,13 +284,18 @@ def decompress(data: bytes, *, threads: int = 1) -> bytes:
     return out
 
 
-def iter_decompress(chunks: Iterable[bytes], *, threads: int = 1) -> Iterable[bytes]:
-    """Decompress a sequence of input chunks, yielding output as it is ready."""
+def iter_decompress(chunks: Iterable[bytes], *, threads: int = 1, piece: int = 1 << 20) -> Iterator[bytes]:
+    """Decompress a sequence of input chunks, yielding output in pieces of at most ``piece`` bytes.
+
+    Memory stays bounded by about one frame per thread plus one input chunk,
+    however well the data compressed.
+    """
     d = Decompressor(threads=threads)
     for chunk in chunks:
-        out = d.decompress(chunk)
-        if out:
+        out = d.decompress(chunk, piece)
+        while out:
             yield out
+            out = b"" if d.needs_input else d.decompress(b"", piece)
     d.finish()
 
 

@@ -24,6 +24,12 @@ MAX_FRAME_LOG = 30  # 1 GiB
 DEFAULT_FRAME_LOG = 23  # 8 MiB
 MAX_MODEL_NAME = 64
 
+# The coder never gives a bit a probability above 65535/65536, so every byte
+# costs at least 8 * log2(65536/65535) bits: a modelled frame of R bytes
+# takes at least R / 45426 bytes.  Requiring R >> 16 is safely below that and
+# bounds how much work a tiny forged archive can demand.
+MIN_BITS_PER_BYTE_SHIFT = 16
+
 FRAME_END = 0x00
 FRAME_MODELLED = 0x01
 FRAME_STORED = 0x02
@@ -137,8 +143,8 @@ def parse_frame_header(data: bytes | memoryview, frame_size: int, index: int, of
         raise CorruptDataError(f"corrupt {where}: raw size {raw} outside 1..{frame_size}")
     if kind == FRAME_STORED and coded != raw:
         raise CorruptDataError(f"corrupt {where}: stored frame with coded size {coded} != raw size {raw}")
-    if kind == FRAME_MODELLED and not 1 <= coded < raw:
-        raise CorruptDataError(f"corrupt {where}: coded size {coded} not below raw size {raw}")
+    if kind == FRAME_MODELLED and not max(1, raw >> MIN_BITS_PER_BYTE_SHIFT) <= coded < raw:
+        raise CorruptDataError(f"corrupt {where}: coded size {coded} impossible for raw size {raw}")
     return FrameHeader(kind, raw, coded, raw_crc)
 
 

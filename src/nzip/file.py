@@ -50,12 +50,15 @@ class _DecompressingReader(io.RawIOBase):
         while self._pending_pos >= len(self._pending):
             if self._eof:
                 return 0
-            chunk = self._fp.read(_READ_CHUNK)
-            if not chunk:
-                self._decompressor.finish()
-                self._eof = True
-                return 0
-            self._pending = self._decompressor.decompress(chunk)
+            if self._decompressor.needs_input:
+                chunk = self._fp.read(_READ_CHUNK)
+                if not chunk:
+                    self._decompressor.finish()
+                    self._eof = True
+                    return 0
+            else:
+                chunk = b""
+            self._pending = self._decompressor.decompress(chunk, _READ_CHUNK)
             self._pending_pos = 0
         n = min(len(view), len(self._pending) - self._pending_pos)
         view[:n] = self._pending[self._pending_pos : self._pending_pos + n]

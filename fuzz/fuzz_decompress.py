@@ -1,0 +1,63 @@
+"""Coverage-guided fuzz target for the decoder (atheris / libFuzzer).
+
+Every input must decode or raise :class:`nzip.NzipError`; anything else (an
+other exception, a hang, a crash) is a bug.  Each input is tried as it is and
+with its checksums recomputed, so mutations of lengths and counts get past
+the CRCs.  Run it with::
+
+    pip install atheris
+    python fuzz/fuzz_decompress.py fuzz/corpus -max_total_time=600 -rss_limit_mb=4096
+
+The seed corpus is created on first run from small archives of every level.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import atheris
+import numba  # noqa: F401 - imported first so that it is not instrumented
+import numpy  # noqa: F401
+
+# The numba kernels compile Python bytecode and must not be instrumented; the
+# container, codec and recovery code around them is what the fuzzer explores.
+with atheris.instrument_imports(include=["nzip"], exclude=["nzip.coder", "nzip.logistic", "nzip.models.cm_kernel"]):
+    import nzip
+    from nzip._mutate import refresh_checksums
+    from nzip.recover import salvage
+
+
+def seed_corpus(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        return
+    text = b"The quick brown fox jumps over the lazy dog. " * 40 + bytes(range(256))
+    for level in (1, 2, 3):
+        (directory / f"seed-level{level}").write_bytes(nzip.compress(text, level=level, frame_size=1024))
+    (directory / "seed-empty").write_bytes(nzip.compress(b""))
+    (directory / "seed-two-members").write_bytes(nzip.compress(b"one ") + nzip.compress(b"two", level=1))
+
+
+def test_one_input(data: bytes) -> None:
+    for candidate in (data, refresh_checksums(data)):
+        try:
+            nzip.decompress(candidate)
+        except nzip.NzipError:
+            pass
+        try:
+            salvage(candidate, lambda chunk: None)
+        except nzip.NzipError:
+            pass
+
+
+def main() -> None:
+    corpus = [Path(a) for a in sys.argv[1:] if not a.startswith("-")]
+    for directory in corpus:
+        seed_corpus(directory)
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Structure-aware archive mutations, shared by the fuzz target and the tests.
+
+Random bit flips mostly die at the first checksum.  To reach the validation
+that comes after the checksums, :func:`refresh_checksums` recomputes every
+header, frame-header and footer CRC of a mutated archive, so that forged
+lengths and counts are seen as the archive's real claims.
+"""
+
+from __future__ import annotations
+
+from . import container as fmt
+
+
+def refresh_checksums(data: bytes) -> bytes:
+    """Recompute the structural CRCs of every member it can walk; leave the rest alone."""
+    buf = bytearray(data)
+    pos = 0
+    while pos + fmt.HEADER_FIXED_SIZE <= len(buf) and buf[pos : pos + 4] == fmt.MAGIC:
+        name_len = buf[pos + 8]
+        size = fmt.HEADER_FIXED_SIZE + name_len + 16 + 4
+        if pos + size > len(buf):
+            break
+        buf[pos + size - 4 : pos + size] = fmt._crc(buf[pos : pos + size - 4]).to_bytes(4, "little")
+        pos += size
+        frames = 0
+        while pos < len(buf) and buf[pos] != fmt.FRAME_END:
+            if pos + fmt.FRAME_HEADER_SIZE > len(buf):
+                return bytes(buf)
+            head = pos + fmt.FRAME_HEADER_SIZE - 4
+            buf[head : pos + fmt.FRAME_HEADER_SIZE] = fmt._crc(buf[pos:head]).to_bytes(4, "little")
+            coded = int.from_bytes(buf[pos + 5 : pos + 9], "little")
+            pos += fmt.FRAME_HEADER_SIZE + coded
+            frames += 1
+        if pos + fmt.FOOTER_HEAD_SIZE > len(buf):
+            break
+        count = int.from_bytes(buf[pos + 9 : pos + 17], "little")
+        body = fmt.FOOTER_HEAD_SIZE + min(count, frames + 1) * fmt.INDEX_ENTRY_SIZE
+        if pos + body + fmt.FOOTER_TAIL_SIZE > len(buf):
+            break
+        buf[pos + body : pos + body + 4] = fmt._crc(buf[pos : pos + body]).to_bytes(4, "little")
+        pos += body + fmt.FOOTER_TAIL_SIZE
+    return bytes(buf)
