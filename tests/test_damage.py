@@ -116,3 +116,11 @@ def test_forged_footer_count(archive: tuple[bytes, bytes]) -> None:
     body_end = len(packed) - (fmt.FOOTER_HEAD_SIZE + len(member.frames) * fmt.INDEX_ENTRY_SIZE + fmt.FOOTER_TAIL_SIZE)
     with pytest.raises(nzip.CorruptDataError, match="footer"):
         nzip.decompress(packed[:body_end] + footer)
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "os.system", "__import__('os')", "cm1.pkl", "/dev/zero"])
+def test_model_names_never_reach_files_or_code(archive: tuple[bytes, bytes], name: str) -> None:
+    """A model identifier is only ever a key into the installed models."""
+    _, packed = archive
+    with pytest.raises(nzip.ModelMismatchError, match="does not have"):
+        nzip.decompress(_with_model(packed, name, b"\3" * base.DIGEST_SIZE))
