@@ -62,15 +62,16 @@ class Progress:
         self.start = time.monotonic()
         self.shown = False
 
-    def update(self, done_in: int, done_out: int) -> None:
+    def update(self, read: int, raw: int, packed: int) -> None:
+        """``read`` bytes of the input consumed; ``raw`` and ``packed`` bytes so far."""
         if not self.enabled:
             return
         elapsed = max(time.monotonic() - self.start, 1e-9)
         if elapsed < 0.5:
             return
-        pct = f" {100 * done_in / self.total:3.0f}%" if self.total else ""
-        ratio = f", ratio {100 * done_out / done_in:.1f}%" if done_in else ""
-        sys.stderr.write(f"\r{self.name}:{pct} {done_in / 2**20:.1f} MiB, {done_in / elapsed / 1e6:.2f} MB/s{ratio} ")
+        pct = f" {100 * read / self.total:3.0f}%" if self.total else ""
+        ratio = f", ratio {100 * packed / raw:.1f}%" if raw else ""
+        sys.stderr.write(f"\r{self.name}:{pct} {raw / 2**20:.1f} MiB, {raw / elapsed / 1e6:.2f} MB/s{ratio} ")
         sys.stderr.flush()
         self.shown = True
 
@@ -96,7 +97,7 @@ def compress_stream(src: IO[bytes], dst: IO[bytes], args: argparse.Namespace, pr
         if out:
             dst.write(out)
             n_out += len(out)
-        progress.update(n_in, n_out)
+        progress.update(n_in, n_in, n_out)
     out = comp.flush()
     dst.write(out)
     return n_in, n_out + len(out)
@@ -118,7 +119,7 @@ def decompress_stream(
         if dst is not None:
             dst.write(out)
         n_out += len(out)
-        progress.update(n_out, n_in)
+        progress.update(n_in, n_out, n_in)
     return n_in, n_out
 
 

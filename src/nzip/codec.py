@@ -116,7 +116,7 @@ class Decompressor:
     :class:`TruncatedDataError` if the input stopped inside a member.
     """
 
-    def __init__(self, *, threads: int = 1, verify: bool = True) -> None:
+    def __init__(self, *, threads: int = 1) -> None:
         self._threads = threads
         self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
         self._buf = bytearray()
@@ -126,19 +126,13 @@ class Decompressor:
         self._index: list[tuple[int, int]] = []
         self._total = 0
         self._members = 0
-        self._verify = verify
         self._ready = bytearray()  # decoded output not yet returned
         self._stalled = True
 
     @property
     def eof(self) -> bool:
         """True at the end of a complete member with no unread input."""
-        return self._header is None and not self._buf and self._members > 0
-
-    @property
-    def model(self) -> Model | None:
-        """The model of the member being decoded (None between members)."""
-        return self._model
+        return self._header is None and not self._buf and not self._ready and self._members > 0
 
     def _consume(self, n: int) -> bytes:
         chunk = bytes(self._buf[:n])
@@ -163,7 +157,7 @@ class Decompressor:
         else:
             assert self._model is not None
             raw = self._model.decode(payload, head.raw_size)
-        if self._verify and fmt.crc32(raw) != head.raw_crc:
+        if fmt.crc32(raw) != head.raw_crc:
             raise CorruptDataError(f"frame {index} at offset {offset} is corrupt (checksum mismatch)")
         return raw
 
