@@ -143,13 +143,14 @@ def _looks_like_footer(data: memoryview, at: int, length: int, frames: int) -> b
     return int.from_bytes(head[9:17], "little") == frames
 
 
-def _resync(blob: bytes | mmap.mmap, data: memoryview, start: int, frame_size: int) -> int:
+def _resync(data: memoryview, start: int, frame_size: int) -> int:
     """Offset of the next valid frame header or footer after ``start`` (or the end of data).
 
-    Scans windows of about one frame: a damaged frame is at most that long.
-    Candidates are filtered with numpy before their checksums are tried.
+    Scans forward in windows of at most 4 MiB (bounded memory whatever the
+    frame size); candidates are filtered with numpy before their checksums
+    are tried.
     """
-    step = frame_size + 2 * fmt.FRAME_HEADER_SIZE
+    step = min(frame_size, 1 << 22) + 2 * fmt.FRAME_HEADER_SIZE
     lo = start + 1
     while lo < len(data):
         hi = min(len(data), lo + step)
@@ -221,7 +222,7 @@ def salvage(archive: bytes | mmap.mmap, write: Callable[[bytes], object]) -> lis
             head = _valid_frame_header(data, pos, header.frame_size)
             if head is None or pos + fmt.FRAME_HEADER_SIZE + head.coded_size > len(data):
                 reason = "frame header damaged" if head is None else "archive is truncated"
-                nxt = _resync(archive, data, pos, header.frame_size)
+                nxt = _resync(data, pos, header.frame_size)
                 damages.append(Damage(pos, f"frame {index}", reason))
                 pieces.append(_Lost(None, len(damages) - 1))
                 index += 1
