@@ -181,9 +181,13 @@ def _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table):
 
 
 @njit(cache=True, inline="always")
-def _find_bucket(table, hh, mask):
-    """Slot-0 index of the bucket for hash ``hh``: found, or claimed and cleared."""
-    chk = np.uint32(hh & np.uint64(0xFFFFFFFF))
+def _find_bucket(table, hh, mask, count_shift, count_mask):
+    """Slot-0 index of the bucket for hash ``hh``: found, or claimed and cleared.
+
+    Works on both tables: 32-bit slots (count in bits 8..15) and compact
+    16-bit slots (count in bits 0..3); the check value has the slot's width.
+    """
+    chk = hh & np.uint64((1 << (8 * table.itemsize)) - 1)
     b = np.int64(hh >> np.uint64(32)) & mask
     base0 = b << 4
     if table[base0] == chk:
@@ -192,13 +196,24 @@ def _find_bucket(table, hh, mask):
     if table[base1] == chk:
         return base1, 1
     # Replace the bucket whose first node has seen fewer updates.
-    n0 = (table[base0 + 1] >> 8) & 255
-    n1 = (table[base1 + 1] >> 8) & 255
+    n0 = (np.int64(table[base0 + 1]) >> count_shift) & count_mask
+    n1 = (np.int64(table[base1 + 1]) >> count_shift) & count_mask
     base = base0 if n0 <= n1 else base1
     table[base] = chk
     for j in range(1, 16):
         table[base + j] = 0
     return base, 0
+
+
+@njit(cache=True, inline="always")
+def _find_buckets(table, hashes, key, mask, base, count_shift, count_mask):
+    """Locate every context's bucket for the nibble ``key``; return how many were found."""
+    found = 0
+    for i in range(hashes.shape[0]):
+        b, f = _find_bucket(table, _hash(hashes[i], key), mask, count_shift, count_mask)
+        base[i] = b
+        found += f
+    return found
 
 
 @njit(cache=True, nogil=True)
@@ -268,12 +283,7 @@ def run(decoding, src, dst, n, params, table, match_table):
         nib = 1
         for bitpos in range(8):
             if bitpos == 0 or bitpos == 4:
-                found = 0
-                key = 0 if bitpos == 0 else c0
-                for i in range(nctx):
-                    b, f = _find_bucket(table, _hash(hashes[i], key), tmask)
-                    base[i] = b
-                    found += f
+                found = _find_buckets(table, hashes, 0 if bitpos == 0 else c0, tmask, base, 8, 255)
                 nib = 1
 
             # ---- predict ----
@@ -417,26 +427,6 @@ RATE16 = ((2 * 65536) // (2 * np.arange(16, dtype=np.int64) + 3)).astype(np.int3
 
 
 @njit(cache=True, inline="always")
-def _find_bucket16(table, hh, mask):
-    """Like :func:`_find_bucket` for the compact table of 16-bit counters (32-byte buckets)."""
-    chk = np.uint16(hh & np.uint64(0xFFFF))
-    b = np.int64(hh >> np.uint64(32)) & mask
-    base0 = b << 4
-    if table[base0] == chk:
-        return base0, 1
-    base1 = (b ^ 1) << 4
-    if table[base1] == chk:
-        return base1, 1
-    n0 = table[base0 + 1] & 15
-    n1 = table[base1 + 1] & 15
-    base = base0 if n0 <= n1 else base1
-    table[base] = chk
-    for j in range(1, 16):
-        table[base + j] = 0
-    return base, 0
-
-
-@njit(cache=True, inline="always")
 def _counter16_st(s):
     """Stretched probability of a compact counter (12-bit probability, 4-bit count)."""
     return STRETCH12[(np.int64(s) >> 4) ^ 0x800]
@@ -491,12 +481,7 @@ def run_fast(decoding, src, dst, n, params, table, match_table):
         nib = 1
         for bitpos in range(8):
             if bitpos == 0 or bitpos == 4:
-                found = 0
-                key = 0 if bitpos == 0 else c0
-                for i in range(nctx):
-                    b, f = _find_bucket16(table, _hash(hashes[i], key), tmask)
-                    base[i] = b
-                    found += f
+                found = _find_buckets(table, hashes, 0 if bitpos == 0 else c0, tmask, base, 0, 15)
                 nib = 1
             for i in range(nctx):
                 x[i] = _counter16_st(table[base[i] + nib])
