@@ -53,8 +53,9 @@ def test_one_input(data: bytes) -> None:
 
 def main() -> None:
     corpus = [Path(a) for a in sys.argv[1:] if not a.startswith("-")]
-    for directory in corpus:
-        seed_corpus(directory)
+    if not any(a.startswith("-merge") for a in sys.argv):
+        for directory in corpus:
+            seed_corpus(directory)
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 
