@@ -140,3 +140,12 @@ def test_tar_integration(work: Path) -> None:
     assert (work / "out" / "tree" / "y.bin").read_bytes() == (src / "y.bin").read_bytes()
     with tarfile.open(fileobj=nzip.open(work / "t.tar.nz", "rb")) as tf:
         assert "tree/y.bin" in tf.getnames()
+
+
+def test_usage_errors_and_unwritable_output(work: Path) -> None:
+    r = run("--no-such-option", cwd=work)
+    assert r.returncode == 1 and b"usage" in r.stderr
+    r = run("-f", "a.txt", "-o", str(work / "missing" / "x.nz"), cwd=work)
+    assert r.returncode == 1
+    target = work / "missing" / "x.nz"
+    assert r.stderr.strip().splitlines() == [f"nzip: a.txt: cannot write {target}: No such file or directory".encode()]

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, NoReturn
 
 from . import __version__
 from .codec import Compressor, iter_decompress
@@ -130,7 +130,10 @@ def atomic_output(path: str, force: bool, like: str | None) -> Iterator[IO[bytes
         raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
     directory = os.path.dirname(os.path.abspath(path))
     with _pending_lock:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror}") from None
         _pending_outputs.add(tmp)
     try:
         with os.fdopen(fd, "wb") as fp:
@@ -295,8 +298,16 @@ def list_file(path: str, args: argparse.Namespace, totals: list[int]) -> None:
     totals[1] += raw
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit with status 1, like every other nzip error (and gzip, zstd)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=PROG,
         description="Compress or decompress FILEs with nzip (model-driven lossless compression). "
         "With no FILE, or when FILE is -, read standard input and write standard output.",
