@@ -123,6 +123,24 @@ def _context_hash(cid, c4, c8, word, word_prev, rlen, above):
 
 
 @njit(cache=True, inline="always")
+def _counter32_update(s, bit, limit):
+    """Update a 32-bit counter: probability (16 bits, stored XOR 0x8000), count, bit history.
+
+    The history keeps the last up to seven bits behind a sentinel bit; once
+    full, the oldest bit drops out and the sentinel stays at the top.
+    """
+    p = np.int64((s >> 16) ^ 0x8000)
+    n = np.int64((s >> 8) & 255)
+    h = np.int64(s & 255)
+    p += ((bit * 65535 - p) * RATE[n]) >> 16
+    n = min(n + 1, limit)
+    h = (max(h, 1) << 1) | bit
+    over = h >> 8
+    h = (h & (255 >> over)) | (over << 7)
+    return np.uint32(((p ^ 0x8000) << 16) | (n << 8) | h)
+
+
+@njit(cache=True, inline="always")
 def _map_update(table, i, bit, limit):
     """Update entry ``i`` of an adaptive map (22-bit probability, 10-bit count)."""
     v = np.int64(table[i])
@@ -368,20 +386,9 @@ def run(decoding, src, dst, n, params, table, match_table):
                 ai = a2 + (wt >> 6)
                 apm2[ai] += ((target - apm2[ai]) * 3) >> 6
             for i in range(nctx):
-                k = slot[i]
-                s = table[k]
-                p0 = np.int64((s >> 16) ^ 0x8000)
-                cnt = np.int64((s >> 8) & 255)
-                h = np.int64(s & 255)
-                p0 += ((bit * 65535 - p0) * RATE[cnt]) >> 16
-                cnt = min(cnt + 1, limit)
-                h = (max(h, 1) << 1) | bit
-                over = h >> 8
-                h = (h & (255 >> over)) | (over << 7)
-                table[k] = np.uint32(((p0 ^ 0x8000) << 16) | (cnt << 8) | h)
-                if not indirect:
-                    continue
-                _map_update(sm, hidx[i], bit, 1023)
+                table[slot[i]] = _counter32_update(table[slot[i]], bit, limit)
+                if indirect:
+                    _map_update(sm, hidx[i], bit, 1023)
             if mi >= 0:
                 _map_update(msm, mi, bit, 255)
             c0 = (c0 << 1) | bit
