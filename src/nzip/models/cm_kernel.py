@@ -123,6 +123,12 @@ def _context_hash(cid, c4, c8, word, word_prev, rlen, above):
 
 
 @njit(cache=True, inline="always")
+def _push_byte(c4, c8, c):
+    """Shift byte ``c`` into the history: ``c4`` holds the last four bytes, ``c8`` the four before."""
+    return ((c4 << 8) | c) & 0xFFFFFFFF, ((c8 << 8) | (c4 >> 24)) & 0xFFFFFFFF
+
+
+@njit(cache=True, inline="always")
 def _counter32_update(s, bit, limit):
     """Update a 32-bit counter: probability (16 bits, stored XOR 0x8000), count, bit history.
 
@@ -397,8 +403,7 @@ def run(decoding, src, dst, n, params, table, match_table):
         c = c0 & 255
         if decoding:
             dst[pos] = c
-        c8 = ((c8 << 8) | (c4 >> 24)) & 0xFFFFFFFF
-        c4 = ((c4 << 8) | c) & 0xFFFFFFFF
+        c4, c8 = _push_byte(c4, c8, c)
         gap = pos + 1 - last_pos[c]
         if 16 <= gap <= 4096 and gap == last_gap[c]:
             if gap == rcand:
@@ -528,8 +533,7 @@ def run_fast(decoding, src, dst, n, params, table, match_table):
         c = c0 & 255
         if decoding:
             dst[pos] = c
-        c8 = ((c8 << 8) | (c4 >> 24)) & 0xFFFFFFFF
-        c4 = ((c4 << 8) | c) & 0xFFFFFFFF
+        c4, c8 = _push_byte(c4, c8, c)
         mptr, mlen = _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table)
 
     return finish_coder(decoding, x1, io_pos, dst)
