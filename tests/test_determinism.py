@@ -19,7 +19,7 @@ sys.path.insert(0, {tests!r})
 import nzip
 from conftest import sample_text
 data = sample_text(30000, seed=3) + bytes(range(256)) * 4
-for level in (1, 2, 3):
+for level in (1, 2, 3, 6):
     packed = nzip.compress(data, level=level, frame_size=8192, threads={threads})
     assert nzip.decompress(packed, threads={threads}) == data
     print(level, hashlib.sha256(packed).hexdigest())
@@ -37,7 +37,7 @@ def _here() -> str:
     data = sample_text(30000, seed=3) + bytes(range(256)) * 4
     return "".join(
         f"{level} {hashlib.sha256(nzip.compress(data, level=level, frame_size=8192)).hexdigest()}\n"
-        for level in (1, 2, 3)
+        for level in (1, 2, 3, 6)
     )
 
 
@@ -47,6 +47,7 @@ def _here() -> str:
         (2, {}),
         (1, {"NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": "{tmp}"}),
         (2, {"NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": "{tmp}", "NUMBA_NUM_THREADS": "1"}),
+        (2, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}),
     ],
 )
 def test_same_archive_everywhere(tmp_path: Path, threads: int, env: dict[str, str]) -> None:

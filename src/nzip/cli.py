@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Compress or decompress FILEs with nzip (model-driven lossless compression). "
         "With no FILE, or when FILE is -, read standard input and write standard output.",
-        epilog="Levels: 1 fastest, 3 strongest so far; 4-9 currently use level 3's model. "
+        epilog="Levels: 1-3 context mixing (1 fastest, MB/s); 4-9 add the built-in neural model "
+        "(strongest, tens of KB/s; all the same model in this version). "
         f"Default level: {DEFAULT_LEVEL}. "
         "Also: 'nzip bench [FILES]' runs the benchmark harness.",
     )

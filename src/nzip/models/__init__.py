@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from ..errors import ModelMismatchError
 from .base import Model
-from .cm import LEVEL_MODELS
+from .cm import LEVEL_MODELS as CM_MODELS
+from .neural import NeuralMixModel
 
 MIN_LEVEL = 1
 MAX_LEVEL = 9
-#: Level used when none is given.  Levels above 3 use the strongest model
-#: available in this version (the context-mixing model of level 3).
-DEFAULT_LEVEL = 3
+#: Level used when none is given: the neural model.
+DEFAULT_LEVEL = 6
+
+#: Levels 1-3: adaptive context mixing only (MB/s).  Levels 4-9: the shipped
+#: neural network mixed with level 3's contexts (tens of KB/s); in this
+#: version they all use the same model.
+NEURAL = NeuralMixModel(
+    "nn1",
+    CM_MODELS[3],
+    "gru320a",
+    "byte-level GRU (320 units, int8) mixed with level 3's contexts",
+)
+LEVEL_MODELS: dict[int, Model] = {**CM_MODELS, **{level: NEURAL for level in range(4, MAX_LEVEL + 1)}}
 
 _REGISTRY: dict[str, Model] = {m.name: m for m in LEVEL_MODELS.values()}
 
@@ -34,7 +45,7 @@ def model_for_level(level: int) -> Model:
     """The model compression at ``level`` (1 to 9) uses."""
     if not MIN_LEVEL <= level <= MAX_LEVEL:
         raise ValueError(f"level must be between {MIN_LEVEL} and {MAX_LEVEL}, not {level}")
-    return LEVEL_MODELS[min(level, max(LEVEL_MODELS))]
+    return LEVEL_MODELS[level]
 
 
 def resolve(name: str, digest: bytes) -> Model:

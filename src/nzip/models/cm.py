@@ -100,7 +100,7 @@ class ContextMixingModel(Model):
             fixed = 65536 * 33 * 4 + 256 * 1024  # order-1 SSE map, mixers, small maps
         return (self.config.bucket_bytes << table_bits) + (4 << match_bits) + fixed
 
-    def _tables(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def tables(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         table_bits, match_bits = self._sizes(size)
         dtype = np.uint16 if self.config.lean else np.uint32
         return np.zeros(16 << table_bits, dtype=dtype), np.zeros(1 << match_bits, dtype=np.int32)
@@ -111,7 +111,7 @@ class ContextMixingModel(Model):
             return None
         src = np.frombuffer(data, dtype=np.uint8).copy()
         dst = np.empty(size, dtype=np.uint8)
-        table, match_table = self._tables(size)
+        table, match_table = self.tables(size)
         coded = self._run(False, src, dst, size, self._params, table, match_table)
         if coded < 0 or coded >= size:
             return None
@@ -120,7 +120,7 @@ class ContextMixingModel(Model):
     def decode(self, payload: bytes, size: int) -> bytes:
         src = np.frombuffer(payload, dtype=np.uint8).copy()
         dst = np.empty(size, dtype=np.uint8)
-        table, match_table = self._tables(size)
+        table, match_table = self.tables(size)
         self._run(True, src, dst, size, self._params, table, match_table)
         return dst.tobytes()
 

@@ -1,0 +1,362 @@
+"""Context mixing over parallel lanes, with a neural prediction as one more input (numba).
+
+A frame is cut into ``B`` lanes of ``L`` consecutive bytes (the last may be
+shorter).  Coding proceeds in steps: step ``t`` codes byte ``t`` of lane 0,
+then of lane 1, ... then of lane ``B - 1``.  Between steps the caller runs the
+neural network once for all lanes (a batched matrix product), which is what
+makes a neural model affordable on a CPU; :func:`step` then codes the step's
+bytes and returns, keeping every piece of state in the arrays it was given.
+
+The adaptive part is the full kernel of :mod:`nzip.models.cm_kernel`, made
+lane-aware: the hash tables, mixers and maps are shared by all lanes (a lane
+learns from what every lane has coded so far), while the byte history that
+forms contexts (last bytes, words, records, the match being followed) is
+kept per lane.  The match model may follow an earlier occurrence anywhere in
+the frame, but only through bytes already coded: :func:`_coded` says which.
+
+The network's 256 frequencies become per-bit probabilities by summing the
+subtree of symbols still possible under the bits coded so far, and enter the
+mixer stretched, like every other input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..coder import code_bit, finish_coder, start_coder
+from ..logistic import STRETCH_MAX
+from .cm_kernel import (
+    _APM_ROWS,
+    FLAG_APM2,
+    FLAG_INDIRECT,
+    FLAG_MIXER2,
+    HIST_INIT,
+    P_CTX,
+    P_FLAGS,
+    P_LIMIT,
+    P_MATCH_MIN,
+    P_MIX_SHIFT,
+    P_NCTX,
+    _context_hash,
+    _counter32_update,
+    _find_buckets,
+    _hash,
+    _map_update,
+    _match_expected,
+    _match_index,
+    _push_byte,
+    _squash,
+    _stretch,
+)
+
+# Columns of the per-lane state array.
+L_C4 = 0
+L_C8 = 1
+L_WORD = 2
+L_WORD_PREV = 3
+L_MPTR = 4
+L_MLEN = 5
+L_RCAND = 6
+L_RVOTES = 7
+L_RLEN = 8
+L_ABOVE = 9
+LANE_FIELDS = 10
+REC_FIELDS = 512  # per lane: last position (256) and last gap (256) of each byte value
+
+# Layout of the coder state array.
+C_X1 = 0
+C_X2 = 1
+C_X = 2
+C_POS = 3
+
+NN_INPUTS = 1  # the network's stretched probability
+NN_WEIGHT = 40000  # initial mixer weight of the network's input (1.0 = 65536)
+
+
+class Mixing:
+    """Shared adaptive state of one frame: mixer weights, maps, coder."""
+
+    def __init__(self, params: np.ndarray) -> None:
+        nctx = int(params[P_NCTX])
+        per_ctx = 2 if params[P_FLAGS] & FLAG_INDIRECT else 1
+        self.nin = per_ctx * nctx + 3 + NN_INPUTS
+        sets_a = (nctx + 1) * 3 * 4
+        self.w_a = np.full(sets_a * self.nin, 1 << 14, dtype=np.int32)
+        self.w_b = np.full(256 * self.nin, 1 << 14, dtype=np.int32)
+        nn_col = self.nin - NN_INPUTS
+        self.w_a[nn_col :: self.nin] = NN_WEIGHT
+        self.w_b[nn_col :: self.nin] = NN_WEIGHT
+        self.sm = np.tile(HIST_INIT, nctx)
+        self.msm = np.full(64 * 2, np.uint32(1 << 31), dtype=np.uint32)
+        rows = (np.arange(_APM_ROWS) - 16) * 128
+        curve = np.array([_squash_py(int(d)) for d in rows], dtype=np.int32)
+        self.apm1 = np.tile(curve, 256)
+        self.apm2 = np.tile(curve, 65536 if params[P_FLAGS] & FLAG_APM2 else 1)
+        self.apm_nn = np.tile(curve, 16 * 256)
+        self.coder = np.zeros(4, dtype=np.int64)
+
+
+def _squash_py(d: int) -> int:
+    from ..logistic import SQUASH
+
+    d = max(-STRETCH_MAX, min(STRETCH_MAX, d))
+    return int(SQUASH[d + STRETCH_MAX])
+
+
+@njit(cache=True, inline="always")
+def _coded(p, lane_len, t, next_lane):
+    """Whether position ``p`` is coded once step ``t`` has coded lanes ``< next_lane``."""
+    off = p % lane_len
+    return off < t or (off == t and p // lane_len < next_lane)
+
+
+@njit(cache=True, nogil=True)
+def start(decoding, src, coder):
+    """Initialise the coder state for a frame."""
+    x1, x2, x, pos = start_coder(decoding, src)
+    coder[C_X1] = x1
+    coder[C_X2] = x2
+    coder[C_X] = x
+    coder[C_POS] = pos
+
+
+@njit(cache=True, nogil=True)
+def finish(decoding, coder, dst):
+    """Flush the encoder (coded length, or -1 if ``dst`` is full); decoding: bytes consumed."""
+    return finish_coder(decoding, coder[C_X1], coder[C_POS], dst)
+
+
+@njit(cache=True, nogil=True)
+def step(
+    decoding, t, nact, lane_len, n, src, dst, freqs, params, table, match_table,
+    lanes, rec, w_a, w_b, sm, msm, apm1, apm2, apm_nn, coder,
+):  # fmt: skip
+    """Code byte ``t`` of lanes ``0 .. nact - 1``; return False when the encoder's output is full.
+
+    ``freqs[j]`` are the network's frequencies for lane ``j``'s byte (any
+    positive integers).  Encoding reads ``src`` (the frame) and writes
+    ``dst``; decoding reads ``src`` (the payload) and writes the frame into
+    ``dst``.
+    """
+    nctx = params[P_NCTX]
+    limit = params[P_LIMIT]
+    mix_shift = params[P_MIX_SHIFT]
+    match_min = params[P_MATCH_MIN]
+    tmask = (table.shape[0] >> 4) - 1
+    cids = params[P_CTX : P_CTX + nctx]
+    indirect = (params[P_FLAGS] & FLAG_INDIRECT) != 0
+    mixer2 = (params[P_FLAGS] & FLAG_MIXER2) != 0
+    use_apm2 = (params[P_FLAGS] & FLAG_APM2) != 0
+    per_ctx = 2 if indirect else 1
+    nin = per_ctx * nctx + 3 + 1
+    x = np.zeros(nin, dtype=np.int32)
+    hashes = np.zeros(nctx, dtype=np.uint64)
+    base = np.zeros(nctx, dtype=np.int64)
+    slot = np.zeros(nctx, dtype=np.int64)
+    hidx = np.zeros(nctx, dtype=np.int64)
+    cum = np.zeros(257, dtype=np.int64)
+    buf = dst if decoding else src
+
+    x1 = coder[C_X1]
+    x2 = coder[C_X2]
+    dx = coder[C_X]
+    io_pos = coder[C_POS]
+
+    for j in range(nact):
+        pos = j * lane_len + t
+        c4 = lanes[j, L_C4]
+        c8 = lanes[j, L_C8]
+        word = np.uint64(lanes[j, L_WORD])
+        word_prev = np.uint64(lanes[j, L_WORD_PREV])
+        mptr = lanes[j, L_MPTR]
+        mlen = lanes[j, L_MLEN]
+        rlen = lanes[j, L_RLEN]
+        above = lanes[j, L_ABOVE]
+        if mlen > 0 and (mptr >= n or not _coded(mptr, lane_len, t, j)):
+            mlen = 0
+        for k in range(256):
+            cum[k + 1] = cum[k] + freqs[j, k]
+
+        for i in range(nctx):
+            hashes[i] = _context_hash(cids[i], c4, c8, word, word_prev, rlen, above)
+        mstate = 0 if mlen == 0 else (1 if mlen < 32 else 2)
+        c0 = 1
+        nib = 1
+        found = 0
+        for bitpos in range(8):
+            if bitpos == 0 or bitpos == 4:
+                found = _find_buckets(table, hashes, 0 if bitpos == 0 else c0, tmask, base, 8, 255)
+                nib = 1
+
+            for i in range(nctx):
+                k = base[i] + nib
+                slot[i] = k
+                s = table[k]
+                p = np.int64((s >> 16) ^ 0x8000)
+                h = np.int64(s & 255)
+                if indirect:
+                    hidx[i] = i * 256 + h
+                    x[2 * i] = _stretch(p)
+                    x[2 * i + 1] = _stretch(sm[i * 256 + h] >> 16)
+                else:
+                    x[i] = _stretch(p)
+            expected = _match_expected(buf, mptr, mlen, c0, bitpos)
+            m0 = nin - 4
+            if expected < 0:
+                mlen = 0
+                mi = -1
+                x[m0] = 0
+                x[m0 + 1] = 0
+            else:
+                mi = _match_index(mlen, expected)
+                x[m0] = _stretch(msm[mi] >> 16)
+                x[m0 + 1] = (2 * expected - 1) * min(mlen, 32) * 32
+            x[m0 + 2] = 256
+
+            # The network: probability of a 1 among the symbols still possible.
+            width = 1 << (8 - bitpos)
+            lo = (c0 - (1 << bitpos)) * width
+            f0 = cum[lo + width // 2] - cum[lo]
+            f1 = cum[lo + width] - cum[lo + width // 2]
+            p_nn = (f1 * 65536 + ((f0 + f1) >> 1)) // (f0 + f1)
+            p_nn = min(65535, max(1, p_nn))
+            st_nn = np.int64(_stretch(p_nn))
+            x[m0 + 3] = st_nn
+            conf = min(3, abs(st_nn) >> 9)
+
+            wa = (((found * 3) + mstate) * 4 + conf) * nin
+            wb = c0 * nin
+            dot_a = np.int64(0)
+            for k in range(nin):
+                dot_a += np.int64(x[k]) * w_a[wa + k]
+            st_a = max(-STRETCH_MAX, min(STRETCH_MAX, dot_a >> 16))
+            p_a = np.int64(_squash(st_a))
+            if mixer2:
+                dot_b = np.int64(0)
+                for k in range(nin):
+                    dot_b += np.int64(x[k]) * w_b[wb + k]
+                st_b = max(-STRETCH_MAX, min(STRETCH_MAX, dot_b >> 16))
+                p_b = np.int64(_squash(st_b))
+                st = (st_a + st_b) >> 1
+                p_mix = np.int64(_squash(st))
+            else:
+                st = st_a
+                p_b = p_a
+                p_mix = p_a
+
+            sc = max(-2047, min(2047, st)) + 2048
+            lo_a = sc >> 7
+            wt = sc & 127
+            a1 = (c0 & 255) * _APM_ROWS + lo_a
+            a2 = ((c0 & 255) | ((c4 & 255) << 8)) * _APM_ROWS + lo_a
+            a3 = ((c0 & 255) | (min(15, abs(st_nn) >> 8) << 8)) * _APM_ROWS + lo_a
+            p1 = (np.int64(apm1[a1]) * (128 - wt) + np.int64(apm1[a1 + 1]) * wt) >> 7
+            p3 = (np.int64(apm_nn[a3]) * (128 - wt) + np.int64(apm_nn[a3 + 1]) * wt) >> 7
+            if use_apm2:
+                p2 = (np.int64(apm2[a2]) * (128 - wt) + np.int64(apm2[a2 + 1]) * wt) >> 7
+                p = (2 * p_mix + p1 + 3 * p2 + 2 * p3 + 4) >> 3
+            else:
+                p = (p_mix + p1 + 1) >> 1
+            p = min(65535, max(1, p))
+
+            bit, x1, x2, dx, io_pos = code_bit(decoding, x1, x2, dx, io_pos, src, dst, pos, bitpos, p)
+            if io_pos < 0:
+                return False
+
+            target = bit << 16
+            err_a = (target - p_a) * mix_shift
+            err_b = (target - p_b) * mix_shift
+            for k in range(nin):
+                w_a[wa + k] += (np.int64(x[k]) * err_a) >> 20
+            if mixer2:
+                for k in range(nin):
+                    w_b[wb + k] += (np.int64(x[k]) * err_b) >> 20
+            ai = a1 + (wt >> 6)
+            apm1[ai] += ((target - apm1[ai]) * 3) >> 6
+            if use_apm2:
+                ai = a2 + (wt >> 6)
+                apm2[ai] += ((target - apm2[ai]) * 3) >> 6
+            ai = a3 + (wt >> 6)
+            apm_nn[ai] += ((target - apm_nn[ai]) * 3) >> 6
+            for i in range(nctx):
+                table[slot[i]] = _counter32_update(table[slot[i]], bit, limit)
+                if indirect:
+                    _map_update(sm, hidx[i], bit, 1023)
+            if mi >= 0:
+                _map_update(msm, mi, bit, 255)
+            c0 = (c0 << 1) | bit
+            nib = (nib << 1) | bit
+
+        c = c0 & 255
+        if decoding:
+            dst[pos] = c
+        c4, c8 = _push_byte(c4, c8, c)
+
+        # Record model, on offsets within the lane.
+        gap = t + 1 - rec[j, c]
+        if 16 <= gap <= 4096 and gap == rec[j, 256 + c]:
+            if gap == lanes[j, L_RCAND]:
+                if lanes[j, L_RVOTES] < 64:
+                    lanes[j, L_RVOTES] += 1
+                if lanes[j, L_RVOTES] >= 8:
+                    rlen = gap
+            elif lanes[j, L_RVOTES] > 0:
+                lanes[j, L_RVOTES] -= 1
+            else:
+                lanes[j, L_RCAND] = gap
+        rec[j, 256 + c] = gap
+        rec[j, c] = t + 1
+        if rlen > 0 and t + 1 >= 2 * rlen:
+            above = np.int64(buf[pos + 1 - rlen]) | (np.int64(buf[pos + 1 - 2 * rlen]) << 8)
+
+        if (97 <= c <= 122) or (65 <= c <= 90) or c >= 128:
+            if 65 <= c <= 90:
+                c += 32
+            word = (word ^ np.uint64(c)) * np.uint64(0xD6E8FEB86659FD93)
+        elif word != 0:
+            word_prev = word
+            word = np.uint64(0)
+
+        # Match model: extend, or look up the last match_min bytes of this lane.
+        if mlen > 0:
+            mlen = min(mlen + 1, 65535)
+            mptr += 1
+        if match_min > 0 and t + 1 >= match_min:
+            if match_min <= 4:
+                mh = _hash(c4 & ((np.int64(1) << (8 * match_min)) - 1), 99)
+            else:
+                mh = _hash(_hash(c4, c8 & ((np.int64(1) << (8 * (match_min - 4))) - 1)), 99)
+            mslot = np.int64(mh >> np.uint64(40)) & (match_table.shape[0] - 1)
+            if mlen == 0:
+                cand = np.int64(match_table[mslot])
+                if 0 < cand < n and _coded(cand, lane_len, t, j + 1):
+                    ln = 0
+                    while (
+                        ln < 32
+                        and ln <= t
+                        and ln < cand
+                        and _coded(cand - 1 - ln, lane_len, t, j + 1)
+                        and buf[cand - 1 - ln] == buf[pos - ln]
+                    ):
+                        ln += 1
+                    if ln >= match_min:
+                        mlen = ln
+                        mptr = cand
+            if pos + 1 < n:
+                match_table[mslot] = pos + 1
+
+        lanes[j, L_C4] = c4
+        lanes[j, L_C8] = c8
+        lanes[j, L_WORD] = np.int64(word)
+        lanes[j, L_WORD_PREV] = np.int64(word_prev)
+        lanes[j, L_MPTR] = mptr
+        lanes[j, L_MLEN] = mlen
+        lanes[j, L_RLEN] = rlen
+        lanes[j, L_ABOVE] = above
+
+    coder[C_X1] = x1
+    coder[C_X2] = x2
+    coder[C_X] = dx
+    coder[C_POS] = io_pos
+    return True

@@ -1,0 +1,125 @@
+"""The default levels: context mixing with the shipped neural byte model as one input.
+
+Per frame: the bytes are cut into lanes (:mod:`nzip.models.lanes_kernel`), and
+for every step the integer GRU (:mod:`nzip.nn.engine`) reads the previous
+byte of every lane at once and predicts the next one; the lane kernel then
+codes those bytes, mixing the prediction with its adaptive contexts.  The
+payload starts with one byte, the number of lanes; the rest is coded bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..logistic import SQUASH
+from ..nn.engine import START_BYTE, GRUEngine
+from . import lanes_kernel as kernel
+from .base import Model, digest_of
+from .cm import ContextMixingModel
+
+#: Bump when a change to the lane kernel or to this driver changes coded bits.
+KERNEL_VERSION = 1
+
+MAX_LANES = 64
+MIN_LANE = 2048  # bytes per lane before another lane is worth it
+
+
+def lane_count(size: int) -> int:
+    """How many lanes the encoder uses for a frame of ``size`` bytes."""
+    return max(1, min(MAX_LANES, size // MIN_LANE))
+
+
+class NeuralMixModel(Model):
+    """Context mixing (the configuration of a CM level) plus an integer GRU as a mixer input."""
+
+    def __init__(self, name: str, cm: ContextMixingModel, network: str, summary: str) -> None:
+        if cm.config.lean:
+            raise ValueError("the lane kernel implements the full context-mixing kernel only")
+        self.name = name
+        self.cm = cm
+        self.network = network
+        self.summary = summary
+        self._engine: GRUEngine | None = None
+        self._digest: bytes | None = None
+
+    @property
+    def engine(self) -> GRUEngine:
+        """The network, loaded from the package on first use."""
+        if self._engine is None:
+            self._engine = GRUEngine.packaged(self.network)
+        return self._engine
+
+    @property
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self._digest = digest_of(
+                b"nzip.nncm",
+                KERNEL_VERSION.to_bytes(4, "little"),
+                self.cm.config.params().tobytes(),
+                SQUASH.tobytes(),
+                self.engine.digest,
+            )
+        return self._digest
+
+    @property
+    def description(self) -> str:
+        return f"{self.name}: {self.summary}"
+
+    def memory_usage(self, frame_size: int) -> int:
+        lanes = lane_count(frame_size)
+        per_lane = 8 * (kernel.LANE_FIELDS + kernel.REC_FIELDS) + 4 * 256 + 16 * self.engine.hidden
+        return self.cm.memory_usage(frame_size) + 4096 * 33 * 4 + lanes * per_lane + 2 * frame_size
+
+    def encode(self, data: bytes) -> bytes | None:
+        size = len(data)
+        if size == 0:
+            return None
+        lanes = lane_count(size)
+        src = np.frombuffer(data, dtype=np.uint8)
+        out = np.empty(size, dtype=np.uint8)
+        coder = self._run(False, lanes, src, out, size)
+        if coder is None:
+            return None
+        coded = int(kernel.finish(False, coder, out))
+        if coded < 0 or coded + 1 >= size:
+            return None
+        return bytes([lanes]) + out[:coded].tobytes()
+
+    def decode(self, payload: bytes, size: int) -> bytes:
+        if not payload or not 1 <= payload[0] <= MAX_LANES:
+            return bytes(size)  # damaged: the container's checksum reports it
+        src = np.frombuffer(payload, dtype=np.uint8)[1:]
+        dst = np.zeros(size, dtype=np.uint8)
+        self._run(True, min(payload[0], size), src, dst, size)
+        return dst.tobytes()
+
+    def _run(self, decoding: bool, lanes: int, src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray | None:
+        """Code a frame step by step; return the coder state, or None when the encoder's output is full."""
+        lane_len = -(-size // lanes)
+        lanes = -(-size // lane_len)  # no empty lanes
+        last_len = size - (lanes - 1) * lane_len
+        params = self.cm.config.params()
+        table, match_table = self.cm.tables(size)
+        mixing = kernel.Mixing(params)
+        lane_state = np.zeros((lanes, kernel.LANE_FIELDS), dtype=np.int64)
+        rec = np.zeros((lanes, kernel.REC_FIELDS), dtype=np.int64)
+        engine = self.engine
+        state = engine.new_state(lanes)
+        freqs = np.empty((lanes, 256), dtype=np.int64)
+        starts = np.arange(lanes, dtype=np.int64) * lane_len
+        buf = dst if decoding else src
+        inputs = np.full(lanes, START_BYTE, dtype=np.uint8)
+        kernel.start(decoding, src, mixing.coder)
+        for t in range(lane_len):
+            if t > 0:
+                inputs = buf[np.minimum(starts + (t - 1), size - 1)]
+            engine.step(state, inputs, freqs)
+            nact = lanes if t < last_len else lanes - 1
+            ok = kernel.step(
+                decoding, t, nact, lane_len, size, src, dst, freqs, params, table, match_table,
+                lane_state, rec, mixing.w_a, mixing.w_b, mixing.sm, mixing.msm,
+                mixing.apm1, mixing.apm2, mixing.apm_nn, mixing.coder,
+            )  # fmt: skip
+            if not ok:
+                return None
+        return mixing.coder

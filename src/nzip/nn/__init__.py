@@ -1,0 +1,1 @@
+"""The neural byte model: integer inference engine, weights, and (with PyTorch) training."""

@@ -1,0 +1,205 @@
+"""Bit-exact integer inference of the byte-level GRU (numpy and numba, no PyTorch).
+
+Every number that influences a prediction is an integer, so the frequencies
+this engine produces are the same on every CPU, BLAS library, thread count
+and batch size.  The matrix products are the one place where floating-point
+hardware is used: both operands are int8 values (weights in [-127, 127],
+states rounded to [-127, 127]) held in float32, and with an inner dimension
+of at most :data:`MAX_INNER` every partial sum, in whatever order a BLAS adds
+them, stays below 2**24 in magnitude and is therefore exact.
+
+One step for a batch of lanes (``Q8``: units of 1/256, ``Q14``: of 1/16384)::
+
+    gi        = table0[input byte]                       (layer 0, Q8)
+              | requant(W_ih h8_below) + b_in            (deeper layers)
+    gh        = requant(W_hh h8)                         (Q8; + b_hn for the n gate)
+    r, z      = SIGMOID[gi_r + gh_r], SIGMOID[gi_z + gh_z]         (Q14)
+    n         = TANH[gi_n + (r * gh_n + 2**13 >> 14)]              (Q14)
+    h         = n + (z * (h - n) + 2**13 >> 14)                    (Q14)
+    h8        = clip(h + 64 >> 7, -127, 127)
+    logits    = requant(W_out h8) + b_out                          (Q8)
+    freqs     = 1 + (EXP[max - logit] * (65280 * 2**32 // sum) >> 32), the rest to the first maximum
+
+where ``requant(acc) = acc * m_row + 2**23 >> 24``, lookup tables clip their
+Q8 index to [-2048, 2047] (exp: to [0, 4095]), and the frequencies sum to
+exactly 65536.  :mod:`nzip.nn.torch_engine` implements the same arithmetic in
+PyTorch as an independent check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+from numba import njit
+
+from .export import FORMAT_VERSION, LUT_SIZE, MULT_SHIFT
+
+MAX_INNER = 1040  # 1040 * 127 * 127 < 2**24
+FREQ_TOTAL = 1 << 16
+START_BYTE = 10  # what a lane "read" before its first byte: a line feed
+
+_ROUND = 1 << (MULT_SHIFT - 1)
+_HALF_LUT = LUT_SIZE // 2
+
+
+@njit(cache=True, inline="always")
+def _lut_index(v):
+    if v < -_HALF_LUT:
+        return 0
+    if v >= _HALF_LUT:
+        return LUT_SIZE - 1
+    return v + _HALF_LUT
+
+
+@njit(cache=True, nogil=True)
+def _requant(acc, mult, bias, out):
+    """``out = (acc * mult + 2**23 >> 24) + bias`` row by row (acc holds exact integers)."""
+    for b in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            out[b, j] = ((np.int64(acc[b, j]) * mult[j] + _ROUND) >> MULT_SHIFT) + bias[j]
+
+
+@njit(cache=True, nogil=True)
+def _gru_update(gi, acc, mult, b_hn, h, h8, sig, tanh):
+    """Advance the state ``h`` (Q14, in place) and write its int8 form ``h8`` (as float32)."""
+    hd = h.shape[1]
+    for b in range(h.shape[0]):
+        for j in range(hd):
+            gr = (np.int64(acc[b, j]) * mult[j] + _ROUND) >> MULT_SHIFT
+            gz = (np.int64(acc[b, hd + j]) * mult[hd + j] + _ROUND) >> MULT_SHIFT
+            gn = ((np.int64(acc[b, 2 * hd + j]) * mult[2 * hd + j] + _ROUND) >> MULT_SHIFT) + b_hn[j]
+            r = np.int64(sig[_lut_index(gi[b, j] + gr)])
+            z = np.int64(sig[_lut_index(gi[b, hd + j] + gz)])
+            n = np.int64(tanh[_lut_index(gi[b, 2 * hd + j] + ((r * gn + 8192) >> 14))])
+            v = n + ((z * (np.int64(h[b, j]) - n) + 8192) >> 14)
+            h[b, j] = v
+            v8 = (v + 64) >> 7
+            h8[b, j] = min(127, max(-127, v8))
+
+
+@njit(cache=True, nogil=True)
+def _softmax_freqs(acc, mult, bias, lut_exp, freqs):
+    """Integer softmax: frequencies >= 1 per symbol, summing to exactly 65536 per row."""
+    n = acc.shape[1]
+    logits = np.empty(n, dtype=np.int64)
+    e = np.empty(n, dtype=np.int64)
+    for b in range(acc.shape[0]):
+        best = 0
+        for j in range(n):
+            logits[j] = ((np.int64(acc[b, j]) * mult[j] + _ROUND) >> MULT_SHIFT) + bias[j]
+            if logits[j] > logits[best]:
+                best = j
+        top = logits[best]
+        total = np.int64(0)
+        for j in range(n):
+            e[j] = lut_exp[min(top - logits[j], LUT_SIZE - 1)]
+            total += e[j]
+        recip = ((FREQ_TOTAL - n) << 32) // total
+        used = np.int64(0)
+        for j in range(n):
+            f = 1 + ((e[j] * recip) >> 32)
+            freqs[b, j] = f
+            used += f
+        freqs[b, best] += FREQ_TOTAL - used
+
+
+@dataclass
+class State:
+    """Hidden state of a batch of lanes: Q14 integers, and their int8 form for products."""
+
+    h: list[np.ndarray]  # per layer, (lanes, hidden) int32
+    h8: list[np.ndarray]  # per layer, (lanes, hidden) float32 holding integers in [-127, 127]
+
+
+class GRUEngine:
+    """A loaded integer model; :meth:`step` advances a batch of lanes by one byte."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        a = {k: np.asarray(v) for k, v in arrays.items()}
+        if int(a["format"][0]) != FORMAT_VERSION:
+            raise ValueError(f"unsupported neural model format {int(a['format'][0])}")
+        self.hidden, self.layers = (int(v) for v in a["shape"])
+        if not 1 <= self.hidden <= MAX_INNER or self.layers < 1:
+            raise ValueError("neural model shape out of range")
+        g = 3 * self.hidden
+        self._check(a, "table0", np.int32, (256, g))
+        self._check(a, "w_out", np.int8, (256, self.hidden))
+        self.digest = _digest(a)
+        self.table0 = a["table0"]
+        self.w_hh = [self._weights(a, f"w_hh{k}", g) for k in range(self.layers)]
+        self.m_hh = [self._mult(a, f"m_hh{k}", g) for k in range(self.layers)]
+        self.b_hn = [a[f"b_hn{k}"].astype(np.int64) for k in range(self.layers)]
+        self.w_ih = [self._weights(a, f"w_ih{k}", g) for k in range(1, self.layers)]
+        self.m_ih = [self._mult(a, f"m_ih{k}", g) for k in range(1, self.layers)]
+        self.b_in = [a[f"b_in{k}"].astype(np.int64) for k in range(1, self.layers)]
+        self.w_out = self._weights(a, "w_out", 256)
+        self.m_out = self._mult(a, "m_out", 256)
+        self.b_out = a["b_out"].astype(np.int64)
+        self.sigmoid = a["lut_sigmoid"].astype(np.int32)
+        self.tanh = a["lut_tanh"].astype(np.int32)
+        self.exp = a["lut_exp"].astype(np.int64)
+        for name in ("lut_sigmoid", "lut_tanh", "lut_exp"):
+            self._check(a, name, np.int32, (LUT_SIZE,))
+        if self.exp.min() < 0 or self.exp[0] <= 0 or self.exp.max() > 1 << 16:
+            raise ValueError("neural model exp table out of range")
+
+    @staticmethod
+    def _check(a: dict[str, np.ndarray], name: str, dtype: type, shape: tuple[int, ...]) -> None:
+        if name not in a or a[name].dtype != dtype or a[name].shape != shape:
+            raise ValueError(f"neural model array {name!r} missing or malformed")
+
+    def _weights(self, a: dict[str, np.ndarray], name: str, rows: int) -> np.ndarray:
+        """A weight matrix, transposed to (inputs, rows) float32 for exact products."""
+        self._check(a, name, np.int8, (rows, self.hidden))
+        return np.ascontiguousarray(a[name].T.astype(np.float32))
+
+    def _mult(self, a: dict[str, np.ndarray], name: str, rows: int) -> np.ndarray:
+        self._check(a, name, np.int64, (rows,))
+        m = a[name]
+        if m.min() < 0 or m.max() >= 1 << 36:  # acc * m stays far inside int64
+            raise ValueError(f"neural model multipliers {name!r} out of range")
+        return m
+
+    @classmethod
+    def load(cls, path) -> GRUEngine:
+        with np.load(path, allow_pickle=False) as f:
+            return cls({k: f[k] for k in f.files})
+
+    @classmethod
+    def packaged(cls, name: str) -> GRUEngine:
+        """A model shipped inside the package (``nzip/nn/weights/<name>.npz``)."""
+        with resources.files(__package__).joinpath("weights", f"{name}.npz").open("rb") as f:
+            return cls.load(f)
+
+    def new_state(self, lanes: int) -> State:
+        return State(
+            [np.zeros((lanes, self.hidden), dtype=np.int32) for _ in range(self.layers)],
+            [np.zeros((lanes, self.hidden), dtype=np.float32) for _ in range(self.layers)],
+        )
+
+    def step(self, state: State, inputs: np.ndarray, freqs: np.ndarray) -> None:
+        """Read one byte per lane (``inputs``), then write each lane's next-byte frequencies into ``freqs``."""
+        lanes = inputs.shape[0]
+        gi = self.table0[inputs]
+        for k in range(self.layers):
+            if k > 0:
+                acc_in = state.h8[k - 1] @ self.w_ih[k - 1]
+                gi = np.empty((lanes, 3 * self.hidden), dtype=np.int64)
+                _requant(acc_in, self.m_ih[k - 1], self.b_in[k - 1], gi)
+            acc = state.h8[k] @ self.w_hh[k]
+            _gru_update(gi, acc, self.m_hh[k], self.b_hn[k], state.h[k], state.h8[k], self.sigmoid, self.tanh)
+        acc = state.h8[-1] @ self.w_out
+        _softmax_freqs(acc, self.m_out, self.b_out, self.exp, freqs)
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> bytes:
+    """SHA-256 of every array's name, dtype, shape and bytes: the model's identity."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        v = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{v.dtype.str}:{v.shape};".encode())
+        h.update(v.tobytes())
+    return h.digest()
