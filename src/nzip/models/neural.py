@@ -13,6 +13,7 @@ import numpy as np
 
 from ..logistic import SQUASH
 from ..nn.engine import START_BYTE, GRUEngine
+from . import cm_kernel
 from . import lanes_kernel as kernel
 from .base import Model, digest_of
 from .cm import ContextMixingModel
@@ -33,8 +34,8 @@ class NeuralMixModel(Model):
     """Context mixing (the configuration of a CM level) plus an integer GRU as a mixer input."""
 
     def __init__(self, name: str, cm: ContextMixingModel, network: str, summary: str) -> None:
-        if cm.config.lean:
-            raise ValueError("the lane kernel implements the full context-mixing kernel only")
+        if cm.config.lean or cm.config.flags & cm_kernel.FLAG_APM2 == 0:
+            raise ValueError("the lane kernel implements the full context-mixing kernel (with APM2) only")
         self.name = name
         self.cm = cm
         self.network = network
@@ -117,8 +118,8 @@ class NeuralMixModel(Model):
             nact = lanes if t < last_len else lanes - 1
             ok = kernel.step(
                 decoding, t, nact, lane_len, size, src, dst, freqs, params, table, match_table,
-                lane_state, rec, mixing.w_a, mixing.w_b, mixing.sm, mixing.msm,
-                mixing.apm1, mixing.apm2, mixing.apm_nn, mixing.coder,
+                lane_state, rec, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_f, mixing.sm, mixing.msm,
+                mixing.apm2, mixing.apm_nn, mixing.coder,
             )  # fmt: skip
             if not ok:
                 return None
