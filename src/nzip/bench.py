@@ -207,6 +207,49 @@ def _memory_main(levels: list[int], size_mb: int) -> int:
     return 0
 
 
+# The targets the default level is held to (see docs/MODEL.md): on these five
+# texts it must be at least 8% smaller on average than the strongest fast
+# level, at most 1.85 bits per byte on alice29.txt, and code at 50 KB/s or more.
+TEXTS = ("alice29.txt", "asyoulik.txt", "lcet10.txt", "plrabn12.txt", "book1")
+FAST_LEVEL = 3
+TARGET_GAIN = 0.08
+TARGET_ALICE = 1.85
+TARGET_KBPS = 50.0
+
+
+def _targets(results: dict[str, dict[str, Result]]) -> list[str]:
+    """Lines that check the default level against its targets (when both levels and the texts were run)."""
+    from .models import DEFAULT_LEVEL
+
+    fast, default = f"nzip -{FAST_LEVEL}", f"nzip -{DEFAULT_LEVEL}"
+    texts = [t for t in TEXTS if t in results]
+    if fast not in next(iter(results.values()), {}) or default not in next(iter(results.values()), {}):
+        return []
+    lines = []
+    if texts:
+        mean = {name: sum(results[t][name].bpb for t in texts) / len(texts) for name in (fast, default)}
+        gain = 1 - mean[default] / mean[fast]
+        ok = "met" if gain >= TARGET_GAIN and len(texts) == len(TEXTS) else "NOT met"
+        lines.append(
+            f"mean bits/byte over {len(texts)} texts: {default} {mean[default]:.3f}, {fast} {mean[fast]:.3f}: "
+            f"{100 * gain:.1f}% smaller (target >= {100 * TARGET_GAIN:.0f}% on all five: {ok})"
+        )
+    if "alice29.txt" in results:
+        bpb = results["alice29.txt"][default].bpb
+        lines.append(
+            f"alice29.txt at {default}: {bpb:.3f} bits/byte (target <= {TARGET_ALICE}: "
+            f"{'met' if bpb <= TARGET_ALICE else 'NOT met'})"
+        )
+    size = sum(r[default].size for r in results.values())
+    comp = size / sum(r[default].comp_s for r in results.values()) / 1e3
+    decomp = size / sum(r[default].decomp_s for r in results.values()) / 1e3
+    ok = "met" if min(comp, decomp) >= TARGET_KBPS else "NOT met"
+    lines.append(
+        f"{default} speed: {comp:.0f} KB/s compress, {decomp:.0f} KB/s decompress (target >= {TARGET_KBPS:.0f}: {ok})"
+    )
+    return lines
+
+
 def _mbps(size: int, seconds: float) -> str:
     return f"{size / seconds / 1e6:.2f}" if seconds > 0 else "-"
 
@@ -214,7 +257,7 @@ def _mbps(size: int, seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="nzip bench", description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="*", help=f"files or directories (default: {DEFAULT_DIR})")
-    p.add_argument("--levels", default="1,2,3", help="nzip levels to run, comma-separated (default 1,2,3)")
+    p.add_argument("--levels", default="1,2,3,6", help="nzip levels to run, comma-separated (default 1,2,3,6)")
     p.add_argument("--threads", type=int, default=1, help="threads for nzip (default 1)")
     p.add_argument("--no-baselines", action="store_true", help="run nzip only")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best time counts")
@@ -241,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     codecs = {f"nzip -{lv}": _nzip_codec(lv, args.threads) for lv in levels}
     # Compile the kernels before timing anything.
-    codec.decompress(codec.compress(b"warm up the compiled kernels", levels[0]))
+    for level in levels:
+        codec.decompress(codec.compress(b"warm up the compiled kernels" * 100, level))
     notes: list[str] = []
     if not args.no_baselines:
         baselines, notes = _baselines()
@@ -254,11 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|" + "---:|" * len(names))
     totals: dict[str, list[float]] = {n: [0, 0, 0, 0] for n in names}
     speed_rows = []
+    results: dict[str, dict[str, Result]] = {}
     for path in paths:
         data = path.read_bytes()
         cells, speeds = [], []
         for name in names:
             r = measure(name, data, codecs[name], args.repeat)
+            results.setdefault(path.name, {})[name] = r
             t = totals[name]
             t[0] += r.size
             t[1] += r.packed
@@ -284,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         + " | ".join(f"{_mbps(int(t[0]), t[2])} / {_mbps(int(t[0]), t[3])}" for t in totals.values())
         + " |"
     )
+    targets = _targets(results)
+    if targets:
+        print("\ntargets of the default level\n")
+        for line in targets:
+            print(f"- {line}")
     for note in notes:
         print(f"\nnote: {note}")
     print("\nall round trips verified")

@@ -68,7 +68,12 @@ class NeuralMixModel(Model):
 
     def memory_usage(self, frame_size: int) -> int:
         lanes = lane_count(frame_size)
-        per_lane = 8 * (kernel.LANE_FIELDS + kernel.REC_FIELDS) + 4 * 256 + 16 * self.engine.hidden
+        per_lane = (
+            8 * (kernel.LANE_FIELDS + kernel.REC_FIELDS)
+            + 2 * kernel.LOCAL_INPUTS * kernel.LOCAL_SIZE
+            + 8 * 256
+            + 16 * self.engine.hidden
+        )
         return self.cm.memory_usage(frame_size) + 4096 * 33 * 4 + lanes * per_lane + 2 * frame_size
 
     def encode(self, data: bytes) -> bytes | None:
@@ -104,6 +109,7 @@ class NeuralMixModel(Model):
         mixing = kernel.Mixing(params)
         lane_state = np.zeros((lanes, kernel.LANE_FIELDS), dtype=np.int64)
         rec = np.zeros((lanes, kernel.REC_FIELDS), dtype=np.int64)
+        local = np.zeros((lanes, kernel.LOCAL_INPUTS, kernel.LOCAL_SIZE), dtype=np.uint16)
         engine = self.engine
         state = engine.new_state(lanes)
         freqs = np.empty((lanes, 256), dtype=np.int64)
@@ -118,7 +124,7 @@ class NeuralMixModel(Model):
             nact = lanes if t < last_len else lanes - 1
             ok = kernel.step(
                 decoding, t, nact, lane_len, size, src, dst, freqs, params, table, match_table,
-                lane_state, rec, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_f, mixing.sm, mixing.msm,
+                lane_state, rec, local, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_f, mixing.sm, mixing.msm,
                 mixing.apm2, mixing.apm_nn, mixing.coder,
             )  # fmt: skip
             if not ok:

@@ -1,0 +1,47 @@
+"""The benchmark harness: its round trips, and how it checks the default level's targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import sample_text
+from nzip import bench
+from nzip.bench import TEXTS, Result, _targets
+from nzip.models import DEFAULT_LEVEL
+
+
+def _results(fast_packed: int, default_packed: int, seconds: float) -> dict[str, dict[str, Result]]:
+    return {
+        t: {
+            "nzip -3": Result(t, 1000, fast_packed, 0.001, 0.001),
+            f"nzip -{DEFAULT_LEVEL}": Result(t, 1000, default_packed, seconds, seconds),
+        }
+        for t in TEXTS
+    }
+
+
+def test_targets_met() -> None:
+    lines = _targets(_results(250, 225, 0.01))  # 10% smaller, 1.8 bits/byte, 100 KB/s
+    assert len(lines) == 3
+    assert all("NOT met" not in line for line in lines)
+    assert "10.0% smaller" in lines[0]
+
+
+def test_targets_not_met() -> None:
+    lines = _targets(_results(250, 240, 0.05))  # 4% smaller, 1.92 bits/byte, 20 KB/s
+    assert all("NOT met" in line for line in lines)
+
+
+def test_targets_need_both_levels() -> None:
+    assert _targets({"alice29.txt": {"nzip -1": Result("alice29.txt", 10, 5, 1, 1)}}) == []
+
+
+def test_bench_runs_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "sample"
+    f.write_bytes(sample_text(3000))
+    assert bench.main([str(f), "--levels", "1", "--no-baselines"]) == 0
+    out = capsys.readouterr().out
+    assert "| sample | 3000 |" in out
+    assert "all round trips verified" in out
