@@ -4,6 +4,7 @@ Usage::
 
     python -m nzip.nn.train train configs/gru.toml      # resumes from the run folder if present
     python -m nzip.nn.train export runs/gru/last.pt src/nzip/nn/weights/NAME.npz
+    python -m nzip.nn.train compare runs/gru/last.pt NAME.npz FILE...   # float vs integer
 
 The model reads one byte at a time and predicts the next (256 classes).  It is
 trained *quantization-aware*: weights are rounded to int8 per output row and
@@ -20,7 +21,8 @@ with probability ``jump`` per chunk a lane jumps elsewhere and starts from a
 zero state, as the compressor does at the start of every lane.
 
 Everything needed to resume (model, optimiser, data positions, hidden states,
-random state) is checkpointed every ``checkpoint_every_s`` seconds.
+random state) is checkpointed every ``checkpoint_every_s`` seconds and on
+SIGINT or SIGTERM; running the same command again resumes.
 """
 
 from __future__ import annotations
@@ -319,6 +321,35 @@ def train(cfg: TrainConfig) -> None:
     log(run_dir, f"done at {seen / 1e6:.1f} MB  val " + "  ".join(f"{k} {v:.3f}" for k, v in val.items()))
 
 
+@torch.no_grad()
+def compare(checkpoint: str, weights: str, files: list[str]) -> None:
+    """Float (fake-quantized) model against the integer engine, with the compressor's lanes."""
+    from ..models.neural import lane_count
+    from .engine import START_BYTE, GRUEngine
+    from .evaluate import network_bits
+
+    state = torch.load(checkpoint, weights_only=False)
+    cfg = state["config"]
+    model = ByteGRU(cfg["hidden"], cfg["layers"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    engine = GRUEngine.load(weights)
+    for name in files:
+        data = np.fromfile(name, dtype=np.uint8)
+        lanes = lane_count(len(data))
+        lane_len = -(-len(data) // lanes)
+        padded = np.zeros(lanes * lane_len, dtype=np.int64)
+        padded[: len(data)] = data
+        x = torch.from_numpy(padded.reshape(-1, lane_len))
+        inputs = torch.cat([torch.full((x.shape[0], 1), START_BYTE), x[:, :-1]], dim=1)
+        logits, _ = model(inputs, torch.zeros(cfg["layers"], x.shape[0], cfg["hidden"]))
+        nll = F.cross_entropy(logits.reshape(-1, 256), x.reshape(-1), reduction="none")[: len(data)]
+        float_bpb = nll.sum().item() / math.log(2) / len(data)
+        int_bpb = network_bits(engine, data.tobytes()) / len(data)
+        change = 100 * (int_bpb / float_bpb - 1)
+        print(f"{name}: float {float_bpb:.4f}  integer {int_bpb:.4f} bits/byte ({change:+.2f}%)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nzip.nn.train", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -327,9 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     p_export = sub.add_parser("export", help="write a checkpoint's integer weights (.npz) for nzip")
     p_export.add_argument("checkpoint")
     p_export.add_argument("output")
+    p_cmp = sub.add_parser("compare", help="bits per byte of a checkpoint in float and of its integer export")
+    p_cmp.add_argument("checkpoint")
+    p_cmp.add_argument("weights")
+    p_cmp.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     if args.command == "train":
         train(TrainConfig.load(args.config))
+    elif args.command == "compare":
+        compare(args.checkpoint, args.weights, args.files)
     else:
         state = torch.load(args.checkpoint, weights_only=False)
         params = {k: v.detach().numpy().astype(np.float64) for k, v in state["model"].items()}
