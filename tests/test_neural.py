@@ -223,3 +223,20 @@ def test_exported_model_matches_its_float_original(tmp_path: Path) -> None:
     int_bits = -np.log2(p / FREQ_TOTAL).mean()
     assert float_bits < 4.5  # it learned something (8 bits per byte untrained)
     assert abs(int_bits - float_bits) < 0.02 * float_bits
+
+
+def test_runtime_needs_no_torch() -> None:
+    """``pip install .`` pulls no PyTorch, and the default level works with torch unimportable."""
+    from importlib.metadata import requires
+
+    runtime = [r for r in requires("nzip") or [] if "extra ==" not in r]
+    assert runtime and not any(r.lower().startswith("torch") for r in runtime)
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import nzip\n"
+        "data = b'offline, with the packaged weights ' * 200\n"
+        "assert nzip.decompress(nzip.compress(data)) == data\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
