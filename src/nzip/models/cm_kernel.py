@@ -240,6 +240,36 @@ def _find_buckets(table, hashes, key, mask, base, count_shift, count_mask):
     return found
 
 
+@njit(cache=True, inline="always")
+def _context_inputs(table, base, nib, sm, indirect, slot, hidx, x):
+    """Mixer inputs of every context for the node ``nib`` of the current nibble.
+
+    Records in ``slot`` and ``hidx`` which counter and which history-map
+    entry each context used, for :func:`_context_update`.
+    """
+    for i in range(slot.shape[0]):
+        k = base[i] + nib
+        slot[i] = k
+        s = table[k]
+        p = np.int64((s >> 16) ^ 0x8000)
+        h = np.int64(s & 255)
+        if indirect:
+            hidx[i] = i * 256 + h
+            x[2 * i] = _stretch(p)
+            x[2 * i + 1] = _stretch(sm[i * 256 + h] >> 16)
+        else:
+            x[i] = _stretch(p)
+
+
+@njit(cache=True, inline="always")
+def _context_update(table, sm, indirect, slot, hidx, bit, limit):
+    """Teach every context's counter (and history map) the coded bit."""
+    for i in range(slot.shape[0]):
+        table[slot[i]] = _counter32_update(table[slot[i]], bit, limit)
+        if indirect:
+            _map_update(sm, hidx[i], bit, 1023)
+
+
 @njit(cache=True, nogil=True)
 def run(decoding, src, dst, n, params, table, match_table):
     """Encode ``src[:n]`` into ``dst``, or decode ``n`` bytes of ``src`` into ``dst``.
@@ -311,18 +341,7 @@ def run(decoding, src, dst, n, params, table, match_table):
                 nib = 1
 
             # ---- predict ----
-            for i in range(nctx):
-                k = base[i] + nib
-                slot[i] = k
-                s = table[k]
-                p = np.int64((s >> 16) ^ 0x8000)
-                h = np.int64(s & 255)
-                if indirect:
-                    hidx[i] = i * 256 + h
-                    x[2 * i] = _stretch(p)
-                    x[2 * i + 1] = _stretch(sm[i * 256 + h] >> 16)
-                else:
-                    x[i] = _stretch(p)
+            _context_inputs(table, base, nib, sm, indirect, slot, hidx, x)
             expected = _match_expected(buf, mptr, mlen, c0, bitpos)
             if expected < 0:
                 mlen = 0
@@ -391,10 +410,7 @@ def run(decoding, src, dst, n, params, table, match_table):
             if use_apm2:
                 ai = a2 + (wt >> 6)
                 apm2[ai] += ((target - apm2[ai]) * 3) >> 6
-            for i in range(nctx):
-                table[slot[i]] = _counter32_update(table[slot[i]], bit, limit)
-                if indirect:
-                    _map_update(sm, hidx[i], bit, 1023)
+            _context_update(table, sm, indirect, slot, hidx, bit, limit)
             if mi >= 0:
                 _map_update(msm, mi, bit, 255)
             c0 = (c0 << 1) | bit

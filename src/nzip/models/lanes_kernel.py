@@ -45,9 +45,10 @@ from .cm_kernel import (
     P_MIX_SHIFT,
     P_NCTX,
     _context_hash,
+    _context_inputs,
+    _context_update,
     _counter16_st,
     _counter16_update,
-    _counter32_update,
     _find_buckets,
     _hash,
     _map_update,
@@ -200,18 +201,7 @@ def step(
                 found = _find_buckets(table, hashes, 0 if bitpos == 0 else c0, tmask, base, 8, 255)
                 nib = 1
 
-            for i in range(nctx):
-                k = base[i] + nib
-                slot[i] = k
-                s = table[k]
-                p = np.int64((s >> 16) ^ 0x8000)
-                h = np.int64(s & 255)
-                if indirect:
-                    hidx[i] = i * 256 + h
-                    x[2 * i] = _stretch(p)
-                    x[2 * i + 1] = _stretch(sm[i * 256 + h] >> 16)
-                else:
-                    x[i] = _stretch(p)
+            _context_inputs(table, base, nib, sm, indirect, slot, hidx, x)
             expected = _match_expected(buf, mptr, mlen, c0, bitpos)
             m0 = nin - 4
             if expected < 0:
@@ -300,10 +290,7 @@ def step(
             local[j, 0, i1] = _counter16_update(local[j, 0, i1], bit, 15)
             local[j, 1, i2] = _counter16_update(local[j, 1, i2], bit, 15)
             local[j, 2, i3] = _counter16_update(local[j, 2, i3], bit, 15)
-            for i in range(nctx):
-                table[slot[i]] = _counter32_update(table[slot[i]], bit, limit)
-                if indirect:
-                    _map_update(sm, hidx[i], bit, 1023)
+            _context_update(table, sm, indirect, slot, hidx, bit, limit)
             if mi >= 0:
                 _map_update(msm, mi, bit, 255)
             c0 = (c0 << 1) | bit
