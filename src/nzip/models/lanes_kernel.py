@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from ..coder import code_bit, finish_coder, start_coder
-from ..logistic import STRETCH_MAX
+from ..logistic import SQUASH, STRETCH_MAX
 from .cm_kernel import (
     _APM_ROWS,
     FLAG_INDIRECT,
@@ -103,18 +103,10 @@ class Mixing:
         self.w_f = np.tile(np.array([21845, 21845, 21845, 0], dtype=np.int32), 8)
         self.sm = np.tile(HIST_INIT, nctx)
         self.msm = np.full(64 * 2, np.uint32(1 << 31), dtype=np.uint32)
-        rows = (np.arange(_APM_ROWS) - 16) * 128
-        curve = np.array([_squash_py(int(d)) for d in rows], dtype=np.int32)
+        curve = SQUASH[(np.arange(_APM_ROWS) - 16) * 128 + STRETCH_MAX]
         self.apm2 = np.tile(curve, 65536)
         self.apm_nn = np.tile(curve, 16 * 256)
         self.coder = np.zeros(4, dtype=np.int64)
-
-
-def _squash_py(d: int) -> int:
-    from ..logistic import SQUASH
-
-    d = max(-STRETCH_MAX, min(STRETCH_MAX, d))
-    return int(SQUASH[d + STRETCH_MAX])
 
 
 @njit(cache=True, inline="always")
@@ -160,7 +152,7 @@ def step(
     cids = params[P_CTX : P_CTX + nctx]
     indirect = (params[P_FLAGS] & FLAG_INDIRECT) != 0
     per_ctx = 2 if indirect else 1
-    nin = per_ctx * nctx + 3 + 3 + 1
+    nin = per_ctx * nctx + LOCAL_INPUTS + 3 + NN_INPUTS
     lx = per_ctx * nctx
     x = np.zeros(nin, dtype=np.int32)
     hashes = np.zeros(nctx, dtype=np.uint64)
