@@ -71,7 +71,7 @@ class Progress:
             return
         pct = f" {100 * read / self.total:3.0f}%" if self.total else ""
         ratio = f", ratio {100 * packed / raw:.1f}%" if raw else ""
-        sys.stderr.write(f"\r{self.name}:{pct} {raw / 2**20:.1f} MiB, {raw / elapsed / 1e6:.2f} MB/s{ratio} ")
+        sys.stderr.write(f"\r{self.name}:{pct} {raw / 2**20:.1f} MiB, {_speed(raw, elapsed)}{ratio} ")
         sys.stderr.flush()
         self.shown = True
 
@@ -174,14 +174,19 @@ def _verify_archive(path: str, threads: int) -> None:
             pass
 
 
+def _speed(size: int, seconds: float) -> str:
+    """``size`` bytes in ``seconds`` as MB/s, or KB/s below 1 MB/s (the neural levels)."""
+    rate = size / seconds if seconds > 0 else 0.0
+    return f"{rate / 1e6:.2f} MB/s" if rate >= 1e6 else f"{rate / 1e3:.1f} KB/s"
+
+
 def _report(args: argparse.Namespace, name: str, n_in: int, n_out: int, seconds: float) -> None:
     if args.quiet or not (args.verbose or sys.stderr.isatty()):
         return
     raw, packed = (n_in, n_out) if args.mode == "compress" else (n_out, n_in)
     pct = 100 * packed / raw if raw else 100.0
     bpb = 8 * packed / raw if raw else 0.0
-    speed = raw / seconds / 1e6 if seconds > 0 else 0.0
-    print(f"{name}: {raw} -> {packed} bytes ({pct:.2f}%, {bpb:.3f} bits/byte), {speed:.2f} MB/s", file=sys.stderr)
+    print(f"{name}: {raw} -> {packed} bytes ({pct:.2f}%, {bpb:.3f} bits/byte), {_speed(raw, seconds)}", file=sys.stderr)
 
 
 @contextlib.contextmanager
