@@ -175,6 +175,16 @@ def _match_index(mlen, expected):
 
 
 @njit(cache=True, inline="always")
+def _match_slot(c4, c8, match_min, size):
+    """Match-table entry for the last ``match_min`` bytes (``size`` a power of two)."""
+    if match_min <= 4:
+        mh = _hash(c4 & ((np.int64(1) << (8 * match_min)) - 1), 99)
+    else:
+        mh = _hash(_hash(c4, c8 & ((np.int64(1) << (8 * (match_min - 4))) - 1)), 99)
+    return np.int64(mh >> np.uint64(40)) & (size - 1)
+
+
+@njit(cache=True, inline="always")
 def _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table):
     """After byte ``pos``: extend the current match, or look up a new one.
 
@@ -186,11 +196,7 @@ def _match_next(buf, pos, c4, c8, mptr, mlen, match_min, match_table):
         mlen = min(mlen + 1, 65535)
         mptr += 1
     if match_min > 0 and pos + 1 >= match_min:
-        if match_min <= 4:
-            mh = _hash(c4 & ((np.int64(1) << (8 * match_min)) - 1), 99)
-        else:
-            mh = _hash(_hash(c4, c8 & ((np.int64(1) << (8 * (match_min - 4))) - 1)), 99)
-        mslot = np.int64(mh >> np.uint64(40)) & (match_table.shape[0] - 1)
+        mslot = _match_slot(c4, c8, match_min, match_table.shape[0])
         if mlen == 0:
             cand = np.int64(match_table[mslot])
             if cand > 0:

@@ -50,10 +50,10 @@ from .cm_kernel import (
     _counter16_st,
     _counter16_update,
     _find_buckets,
-    _hash,
     _map_update,
     _match_expected,
     _match_index,
+    _match_slot,
     _push_byte,
     _squash,
     _stretch,
@@ -323,11 +323,7 @@ def step(
             mlen = min(mlen + 1, 65535)
             mptr += 1
         if match_min > 0 and t + 1 >= match_min:
-            if match_min <= 4:
-                mh = _hash(c4 & ((np.int64(1) << (8 * match_min)) - 1), 99)
-            else:
-                mh = _hash(_hash(c4, c8 & ((np.int64(1) << (8 * (match_min - 4))) - 1)), 99)
-            mslot = np.int64(mh >> np.uint64(40)) & (match_table.shape[0] - 1)
+            mslot = _match_slot(c4, c8, match_min, match_table.shape[0])
             if mlen == 0:
                 cand = np.int64(match_table[mslot])
                 if 0 < cand < n and _coded(cand, lane_len, t, j + 1):
