@@ -69,6 +69,7 @@ class TrainConfig:
     checkpoint_every_s: float = 300.0
     threads: int = 2
     seed: int = 1
+    init: str = ""  # checkpoint whose weights start a new run (a second training phase)
     mixture: dict[str, float] = field(
         default_factory=lambda: {
             "books": 0.45,
@@ -261,6 +262,8 @@ def train(cfg: TrainConfig) -> None:
         seen = state["seen"]
         log(run_dir, f"resumed at {seen / 1e6:.1f} MB")
     else:
+        if cfg.init:
+            model.load_state_dict(torch.load(cfg.init, weights_only=False)["model"])
         log(run_dir, f"new run: {asdict(cfg)}; {sum(p.numel() for p in model.parameters())} parameters")
 
     def save() -> None:
