@@ -2,12 +2,13 @@
 
 Usage::
 
-    python -m nzip.nn.evaluate [--weights FILE.npz] FILE...
+    python -m nzip.nn.evaluate [--weights FILE.npz] [--rate N] FILE...
 
 Each file is cut into lanes exactly as level 4-9 frames are (one frame per
 file), and the cost is ``-log2(freq / 65536)`` of every actual byte under the
 engine's integer frequencies: the size an arithmetic coder would reach with
-the network and no context mixing.
+the network and no context mixing.  ``--rate`` lets the output layer learn
+while it goes, as model ``nn2`` does (0: fixed weights).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import time
 
 import numpy as np
 
+from ..models import NEURAL
 from ..models.neural import lane_count
 from .engine import FREQ_TOTAL, START_BYTE, GRUEngine
 
 
-def network_bits(engine: GRUEngine, data: bytes) -> float:
+def network_bits(engine: GRUEngine, data: bytes, rate: int = 0) -> float:
     """Total information content of ``data`` in bits under the network, with the compressor's lanes."""
     size = len(data)
     lanes = lane_count(size)
@@ -30,7 +32,7 @@ def network_bits(engine: GRUEngine, data: bytes) -> float:
     lanes = -(-size // lane_len)
     buf = np.frombuffer(data, dtype=np.uint8)
     starts = np.arange(lanes) * lane_len
-    state = engine.new_state(lanes)
+    state = engine.new_state(lanes, rate)
     freqs = np.empty((lanes, 256), dtype=np.int64)
     inputs = np.full(lanes, START_BYTE, dtype=np.uint8)
     bits = 0.0
@@ -41,15 +43,23 @@ def network_bits(engine: GRUEngine, data: bytes) -> float:
         actual = buf[pos[live]]
         bits -= np.log2(freqs[np.flatnonzero(live), actual] / FREQ_TOTAL).sum()
         inputs = buf[np.minimum(pos, size - 1)]
+        if rate:
+            engine.learn(state, inputs, freqs, int(live.sum()))
     return bits
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nzip.nn.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", help="a model file (default: the shipped gru320a)")
+    parser.add_argument("--weights", help=f"a model file (default: the shipped {NEURAL.network})")
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        help=f"output layer learning rate, 2**-20 units ({NEURAL.name}: {NEURAL.adapt_rate})",
+    )
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
-    engine = GRUEngine.load(args.weights) if args.weights else GRUEngine.packaged("gru320a")
+    engine = GRUEngine.load(args.weights) if args.weights else NEURAL.engine
     total_bits = total_bytes = 0.0
     for name in args.files:
         with open(name, "rb") as f:
@@ -57,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if not data:
             continue
         start = time.perf_counter()
-        bits = network_bits(engine, data)
+        bits = network_bits(engine, data, args.rate)
         elapsed = time.perf_counter() - start
         total_bits += bits
         total_bytes += len(data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .engine import FREQ_TOTAL, GRUEngine
+from .engine import ADAPT_MAX_GAIN, FREQ_TOTAL, GRUEngine
 from .export import LUT_SIZE, MULT_SHIFT
 
 
@@ -36,8 +36,32 @@ class TorchGRUEngine:
         self.tanh = t(engine.tanh)
         self.exp = t(engine.exp)
 
-    def new_state(self, lanes: int) -> list[torch.Tensor]:
+    def new_state(self, lanes: int, rate: int = 0) -> list[torch.Tensor]:
+        """Zero state; ``rate > 0`` makes the output layer learn (see :meth:`learn`)."""
+        self.rate = rate
+        if rate:
+            m = self.m_out
+            self.gain = torch.where(m > 0, (rate << 22) // m.clamp(min=1), 0).clamp(max=ADAPT_MAX_GAIN)
+            self.delta = torch.zeros(self.engine.hidden, 256, dtype=torch.int64, device=self.device)
+            self.bias = torch.zeros(256, dtype=torch.int64, device=self.device)
         return [torch.zeros(lanes, self.engine.hidden, dtype=torch.int64, device=self.device)] * self.engine.layers
+
+    def _output_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.rate:
+            return self.w_out, self.b_out
+        w = (self.w_out.to(torch.int64) + ((self.delta + 32768) >> 16)).clamp(-255, 255)
+        return w.to(torch.float64), self.b_out + ((self.bias + 32768) >> 16)
+
+    def learn(self, h: list[torch.Tensor], targets: torch.Tensor, freqs: torch.Tensor, active: int) -> None:
+        """One SGD step of the output layer towards ``targets`` (lanes ``< active``), as the engine does."""
+        onehot = torch.nn.functional.one_hot(targets.to(device=self.device, dtype=torch.int64), 256)
+        err = (freqs - FREQ_TOTAL * onehot + 128) >> 8
+        err[active:] = 0
+        self.bias = (self.bias - ((self.rate * err.sum(dim=0) + 8) >> 4)).clamp(-(4096 << 16), 4096 << 16)
+        h8 = ((h[-1] + 64) >> 7).clamp(-127, 127)
+        grad = (h8.to(torch.float64).T @ err.to(torch.float64)).round().to(torch.int64)
+        step = (((grad + 128) >> 8) * self.gain + 128) >> 8
+        self.delta = (self.delta - step).clamp(-(255 << 16), 255 << 16)
 
     @staticmethod
     def _requant(h8: torch.Tensor, w: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -65,7 +89,8 @@ class TorchGRUEngine:
             hk = n + ((z * (h[k] - n) + 8192) >> 14)
             new_h.append(hk)
             below = ((hk + 64) >> 7).clamp(-127, 127)
-        logits = self._requant(below, self.w_out, self.m_out) + self.b_out
+        w_out, b_out = self._output_weights()
+        logits = self._requant(below, w_out, self.m_out) + b_out
         top = logits.max(dim=1, keepdim=True).values
         index = torch.arange(logits.shape[1], device=self.device).expand_as(logits)
         best = torch.where(logits == top, index, logits.shape[1]).min(dim=1, keepdim=True).values
