@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 import nzip
+from nzip.codec import Compressor
+from nzip.models import NEURAL, NEURAL_V1, model_for_level
 
 GOLDEN = Path(__file__).parent / "golden"
+MODELS = {m.name: m for m in (*(model_for_level(level) for level in (1, 2, 3)), NEURAL, NEURAL_V1)}
+
+
+def _compress(data: bytes, model: str, frame_size: int | None = None) -> bytes:
+    c = Compressor(6 if model.startswith("nn") else int(model[-1]), frame_size=frame_size, model=MODELS[model])
+    return c.compress(data) + c.flush()
 
 
 @pytest.mark.parametrize("archive", sorted(GOLDEN.glob("*.nz")), ids=lambda p: p.name)
@@ -22,13 +30,18 @@ def test_golden_archive_decodes(archive: Path) -> None:
     assert nzip.decompress(archive.read_bytes()) == expected
 
 
-@pytest.mark.parametrize(("level", "model"), [(1, "cm1"), (2, "cm2"), (3, "cm3"), (6, "nn1")])
-def test_encoder_still_produces_golden_bytes(level: int, model: str) -> None:
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_encoder_still_produces_golden_bytes(model: str) -> None:
     data = (GOLDEN / "sample.bin").read_bytes()
-    assert nzip.compress(data, level=level, frame_size=4096) == (GOLDEN / f"sample-v1-{model}.nz").read_bytes()
+    assert _compress(data, model, frame_size=4096) == (GOLDEN / f"sample-v1-{model}.nz").read_bytes()
 
 
-def test_encoder_still_produces_golden_lanes() -> None:
+@pytest.mark.parametrize("model", ["nn1", "nn2"])
+def test_encoder_still_produces_golden_lanes(model: str) -> None:
     """A frame of about 37 KB: 17 lanes of the neural model, matches across lanes."""
     data = (GOLDEN / "text.bin").read_bytes()
-    assert nzip.compress(data, level=6) == (GOLDEN / "text-v1-nn1.nz").read_bytes()
+    assert _compress(data, model) == (GOLDEN / f"text-v1-{model}.nz").read_bytes()
+
+
+def test_default_level_is_the_newest_neural_model() -> None:
+    assert model_for_level(nzip.DEFAULT_LEVEL) is NEURAL

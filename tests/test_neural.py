@@ -27,9 +27,17 @@ def _lane_bytes() -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(LANES, STEPS)
 
 
-def _run(engine: GRUEngine, lanes: np.ndarray) -> np.ndarray:
-    """Frequencies (steps, lanes, 256) when ``lanes`` are read one byte per step."""
-    state = engine.new_state(lanes.shape[0])
+ADAPT_RATE = 1573  # a faster rate than nn2's, so that 40 steps show learning
+
+
+def _active(t: int, lanes: int) -> int:
+    """Lanes that count for learning at step ``t``: the last lane stops early, as a short last lane does."""
+    return lanes if t < STEPS - 5 else lanes - 1
+
+
+def _run(engine: GRUEngine, lanes: np.ndarray, rate: int = 0) -> np.ndarray:
+    """Frequencies (steps, lanes, 256) when ``lanes`` are read one byte per step (learning if ``rate``)."""
+    state = engine.new_state(lanes.shape[0], rate)
     freqs = np.empty((lanes.shape[0], 256), dtype=np.int64)
     out = []
     inputs = np.full(lanes.shape[0], START_BYTE, dtype=np.uint8)
@@ -37,6 +45,8 @@ def _run(engine: GRUEngine, lanes: np.ndarray) -> np.ndarray:
         engine.step(state, inputs, freqs)
         out.append(freqs.copy())
         inputs = lanes[:, t]
+        if rate:
+            engine.learn(state, inputs, freqs, _active(t, lanes.shape[0]))
     return np.stack(out)
 
 
@@ -48,6 +58,22 @@ def engine() -> GRUEngine:
 @pytest.fixture(scope="module")
 def reference(engine: GRUEngine) -> np.ndarray:
     return _run(engine, _lane_bytes())
+
+
+@pytest.fixture(scope="module")
+def adaptive(engine: GRUEngine) -> np.ndarray:
+    return _run(engine, _lane_bytes(), ADAPT_RATE)
+
+
+def test_learning_output_layer_predicts_better(engine: GRUEngine, reference: np.ndarray, adaptive: np.ndarray) -> None:
+    """Dynamic evaluation changes the frequencies, and on text (here a repetitive sample) for the better."""
+    lanes = _lane_bytes()
+    assert (adaptive >= 1).all() and (adaptive.sum(axis=2) == FREQ_TOTAL).all()
+    assert np.array_equal(adaptive[0], reference[0]) and not np.array_equal(adaptive[-1], reference[-1])
+    index = lanes.T[:, :, None].astype(np.int64)
+    fixed = -np.log2(np.take_along_axis(reference, index, axis=2)).sum()
+    learned = -np.log2(np.take_along_axis(adaptive, index, axis=2)).sum()
+    assert learned < fixed
 
 
 def test_frequencies_are_a_distribution(reference: np.ndarray) -> None:
@@ -71,29 +97,33 @@ def test_batch_size_does_not_change_frequencies(engine: GRUEngine, reference: np
         assert np.array_equal(part, reference[:, first : first + batch])
 
 
-def test_torch_reference_is_bit_identical(engine: GRUEngine, reference: np.ndarray) -> None:
+def test_torch_reference_is_bit_identical(engine: GRUEngine, reference: np.ndarray, adaptive: np.ndarray) -> None:
     torch = pytest.importorskip("torch")
     from nzip.nn.torch_engine import TorchGRUEngine
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     lanes = _lane_bytes()
     for device in devices:
-        ref = TorchGRUEngine(engine, device)
-        h = ref.new_state(LANES)
-        inputs = torch.full((LANES,), START_BYTE, dtype=torch.int64)
-        for t in range(STEPS):
-            h, freqs = ref.step(h, inputs)
-            assert np.array_equal(freqs.cpu().numpy(), reference[t]), (device, t)
-            inputs = torch.from_numpy(lanes[:, t].astype(np.int64))
+        for rate, expected in ((0, reference), (ADAPT_RATE, adaptive)):
+            ref = TorchGRUEngine(engine, device)
+            h = ref.new_state(LANES, rate)
+            inputs = torch.full((LANES,), START_BYTE, dtype=torch.int64)
+            for t in range(STEPS):
+                h, freqs = ref.step(h, inputs)
+                assert np.array_equal(freqs.cpu().numpy(), expected[t]), (device, rate, t)
+                inputs = torch.from_numpy(lanes[:, t].astype(np.int64))
+                if rate:
+                    ref.learn(h, inputs, freqs, _active(t, LANES))
 
 
 SCRIPT = """
 import hashlib, sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from test_neural import _lane_bytes, _run
+from test_neural import ADAPT_RATE, _lane_bytes, _run
 from nzip.models import NEURAL
-print(hashlib.sha256(_run(NEURAL.engine, _lane_bytes()).tobytes()).hexdigest())
+for rate in (0, ADAPT_RATE):
+    print(hashlib.sha256(_run(NEURAL.engine, _lane_bytes(), rate).tobytes()).hexdigest())
 """
 
 
@@ -106,12 +136,14 @@ print(hashlib.sha256(_run(NEURAL.engine, _lane_bytes()).tobytes()).hexdigest())
     ],
     ids=["blas-1-thread", "blas-2-threads", "generic-cpu"],
 )
-def test_frequencies_same_in_other_processes(tmp_path: Path, reference: np.ndarray, env: dict[str, str]) -> None:
+def test_frequencies_same_in_other_processes(
+    tmp_path: Path, reference: np.ndarray, adaptive: np.ndarray, env: dict[str, str]
+) -> None:
     env = {k: v.format(tmp=tmp_path) for k, v in env.items()}
     code = SCRIPT.format(tests=str(Path(__file__).parent))
     r = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout.decode().strip() == hashlib.sha256(reference.tobytes()).hexdigest()
+    assert r.stdout.decode().split() == [hashlib.sha256(a.tobytes()).hexdigest() for a in (reference, adaptive)]
 
 
 def test_default_level_uses_the_neural_model() -> None:
@@ -167,19 +199,20 @@ def test_damaged_payloads_decode_without_crashing() -> None:
 def test_weights_ship_in_the_package_without_pickle() -> None:
     files = list(resources.files("nzip.nn").joinpath("weights").iterdir())
     assert sum(f.stat().st_size for f in files if f.name.endswith(".npz")) <= 16 * 2**20
-    with np.load(resources.files("nzip.nn").joinpath("weights", "gru320a.npz"), allow_pickle=False) as f:
-        assert all(f[k].dtype != object for k in f.files)
+    for name in ("gru320a", "gru320b"):
+        with np.load(resources.files("nzip.nn").joinpath("weights", f"{name}.npz"), allow_pickle=False) as f:
+            assert all(f[k].dtype != object for k in f.files)
 
 
 def test_archive_names_the_model_it_needs() -> None:
     archive = nzip.compress(b"some text to compress " * 100, level=6)
     assert NEURAL.name.encode() in archive[:100]
-    with pytest.raises(ModelMismatchError, match="nn1"):
+    with pytest.raises(ModelMismatchError, match=NEURAL.name):
         resolve(NEURAL.name, bytes(16))
 
 
 def test_malformed_weights_are_rejected(engine: GRUEngine) -> None:
-    with np.load(resources.files("nzip.nn").joinpath("weights", "gru320a.npz"), allow_pickle=False) as f:
+    with np.load(resources.files("nzip.nn").joinpath("weights", f"{NEURAL.network}.npz"), allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     assert GRUEngine(arrays).digest == engine.digest
     for name, bad in [

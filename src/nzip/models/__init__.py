@@ -21,6 +21,15 @@ DEFAULT_LEVEL = 6
 #: neural network mixed with level 3's contexts (tens of KB/s); in this
 #: version they all use the same model.
 NEURAL = NeuralMixModel(
+    "nn2",
+    CM_MODELS[3],
+    "gru320b",
+    "byte-level GRU (320 units, int8, output layer learning as it codes) mixed with level 3's contexts",
+    adapt_rate=524,
+    variant=2,
+)
+#: The first neural model (nzip 0.x before nn2): kept so that its archives decode.
+NEURAL_V1 = NeuralMixModel(
     "nn1",
     CM_MODELS[3],
     "gru320a",
@@ -28,7 +37,7 @@ NEURAL = NeuralMixModel(
 )
 LEVEL_MODELS: dict[int, Model] = {**CM_MODELS, **{level: NEURAL for level in range(4, MAX_LEVEL + 1)}}
 
-_REGISTRY: dict[str, Model] = {m.name: m for m in LEVEL_MODELS.values()}
+_REGISTRY: dict[str, Model] = {m.name: m for m in (*LEVEL_MODELS.values(), NEURAL_V1)}
 
 
 def register(model: Model) -> None:

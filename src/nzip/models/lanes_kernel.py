@@ -79,34 +79,53 @@ C_X2 = 1
 C_X = 2
 C_POS = 3
 
-NN_INPUTS = 1  # the network's stretched probability
 LOCAL_INPUTS = 3  # per-lane order-1, -2 and -3 counters (recent, lane-local statistics)
 LOCAL_SIZE = 65536
 FINAL_RATE = 6  # learning rate of the final mixer, in 1/2^20 per unit of error
 NN_WEIGHT = 40000  # initial mixer weight of the network's input (1.0 = 65536)
+APM_O2_ROWS = 1 << 16  # variant 2: an adaptive map keyed by a hash of the last two bytes and the partial byte
+APM_MIX = 4
+AGREE_SETS = 3 * 8 * 8  # mixer D: disagrees / expects 0 / expects 1, top frequency, bit position
 
 
 class Mixing:
-    """Shared adaptive state of one frame: mixer weights, maps, coder."""
+    """Shared adaptive state of one frame: mixer weights, maps, coder.
 
-    def __init__(self, params: np.ndarray) -> None:
+    ``variant`` 1 is the kernel of model nn1; variant 2 adds the network's
+    probability in the linear domain as an input and a fourth mixer selected
+    by whether the partial byte still agrees with the network's likeliest byte.
+    """
+
+    def __init__(self, params: np.ndarray, variant: int = 1) -> None:
         nctx = int(params[P_NCTX])
         per_ctx = 2 if params[P_FLAGS] & FLAG_INDIRECT else 1
-        self.nin = per_ctx * nctx + LOCAL_INPUTS + 3 + NN_INPUTS
+        self.variant = variant
+        self.nin = per_ctx * nctx + LOCAL_INPUTS + 3 + _nn_inputs(variant)
         sets_a = (nctx + 1) * 3 * 4
         self.w_a = np.full(sets_a * self.nin, 1 << 14, dtype=np.int32)
         self.w_b = np.full(256 * self.nin, 1 << 14, dtype=np.int32)
-        nn_col = self.nin - NN_INPUTS
+        nn_col = per_ctx * nctx + LOCAL_INPUTS + 3
         self.w_a[nn_col :: self.nin] = NN_WEIGHT
         self.w_b[nn_col :: self.nin] = NN_WEIGHT
         self.w_c = self.w_b.copy()
-        self.w_f = np.tile(np.array([21845, 21845, 21845, 0], dtype=np.int32), 8)
+        self.w_d = np.tile(self.w_b[: self.nin], AGREE_SETS)
+        if variant == 1:
+            self.w_f = np.tile(np.array([21845, 21845, 21845, 0], dtype=np.int32), 8)
+        else:
+            self.w_f = np.tile(np.array([16384, 16384, 16384, 16384, 0], dtype=np.int32), 8)
         self.sm = np.tile(HIST_INIT, nctx)
         self.msm = np.full(64 * 2, np.uint32(1 << 31), dtype=np.uint32)
         curve = SQUASH[(np.arange(_APM_ROWS) - 16) * 128 + STRETCH_MAX]
         self.apm2 = np.tile(curve, 65536)
         self.apm_nn = np.tile(curve, 16 * 256)
+        self.apm_o2 = np.tile(curve, APM_O2_ROWS if variant != 1 else 1)
         self.coder = np.zeros(4, dtype=np.int64)
+
+
+@njit(cache=True, inline="always")
+def _nn_inputs(variant):
+    """Inputs from the network: stretched probability (and, from variant 2, the linear one)."""
+    return 1 if variant == 1 else 2
 
 
 @njit(cache=True, inline="always")
@@ -135,7 +154,7 @@ def finish(decoding, coder, dst):
 @njit(cache=True, nogil=True)
 def step(
     decoding, t, nact, lane_len, n, src, dst, freqs, params, table, match_table,
-    lanes, rec, local, w_a, w_b, w_c, w_f, sm, msm, apm2, apm_nn, coder,
+    lanes, rec, local, w_a, w_b, w_c, w_d, w_f, sm, msm, apm2, apm_nn, apm_o2, coder, variant,
 ):  # fmt: skip
     """Code byte ``t`` of lanes ``0 .. nact - 1``; return False when the encoder's output is full.
 
@@ -152,7 +171,8 @@ def step(
     cids = params[P_CTX : P_CTX + nctx]
     indirect = (params[P_FLAGS] & FLAG_INDIRECT) != 0
     per_ctx = 2 if indirect else 1
-    nin = per_ctx * nctx + LOCAL_INPUTS + 3 + NN_INPUTS
+    nn_in = _nn_inputs(variant)
+    nin = per_ctx * nctx + LOCAL_INPUTS + 3 + nn_in
     lx = per_ctx * nctx
     x = np.zeros(nin, dtype=np.int32)
     hashes = np.zeros(nctx, dtype=np.uint64)
@@ -179,8 +199,12 @@ def step(
         above = lanes[j, L_ABOVE]
         if mlen > 0 and (mptr >= n or not _coded(mptr, lane_len, t, j)):
             mlen = 0
+        top = 0
         for k in range(256):
             cum[k + 1] = cum[k] + freqs[j, k]
+            if freqs[j, k] > freqs[j, top]:
+                top = k
+        top_bucket = min(7, freqs[j, top] >> 13)
 
         for i in range(nctx):
             hashes[i] = _context_hash(cids[i], c4, c8, word, word_prev, rlen, above)
@@ -195,7 +219,7 @@ def step(
 
             _context_inputs(table, base, nib, sm, indirect, slot, hidx, x)
             expected = _match_expected(buf, mptr, mlen, c0, bitpos)
-            m0 = nin - 4
+            m0 = nin - 3 - nn_in
             if expected < 0:
                 mlen = 0
                 mi = -1
@@ -216,6 +240,8 @@ def step(
             p_nn = min(65535, max(1, p_nn))
             st_nn = np.int64(_stretch(p_nn))
             x[m0 + 3] = st_nn
+            if variant != 1:
+                x[m0 + 4] = (p_nn - 32768) >> 4
             i1 = ((c4 & 255) << 8) | c0
             i2 = ((((c4 & 0xFFFF) * 2654435761) >> 8) ^ (c0 * 0x9E3)) & (LOCAL_SIZE - 1)
             x[lx] = _counter16_st(local[j, 0, i1])
@@ -229,22 +255,38 @@ def step(
             wa = (((found * 3) + mstate) * 4 + conf) * nin
             wb = c0 * nin
             wc = (c4 & 255) * nin
+            agree = 0
+            if (top | 256) >> (8 - bitpos) == c0:
+                agree = 1 + ((top >> (7 - bitpos)) & 1)
+            wd = ((agree * 8 + top_bucket) * 8 + bitpos) * nin
             dot_a = np.int64(0)
             dot_b = np.int64(0)
             dot_c = np.int64(0)
+            dot_d = np.int64(0)
             for k in range(nin):
                 xk = np.int64(x[k])
                 dot_a += xk * w_a[wa + k]
                 dot_b += xk * w_b[wb + k]
                 dot_c += xk * w_c[wc + k]
+            if variant != 1:
+                for k in range(nin):
+                    dot_d += np.int64(x[k]) * w_d[wd + k]
             st_a = max(-STRETCH_MAX, min(STRETCH_MAX, dot_a >> 16))
             st_b = max(-STRETCH_MAX, min(STRETCH_MAX, dot_b >> 16))
             st_c = max(-STRETCH_MAX, min(STRETCH_MAX, dot_c >> 16))
+            st_d = max(-STRETCH_MAX, min(STRETCH_MAX, dot_d >> 16))
             p_a = np.int64(_squash(st_a))
             p_b = np.int64(_squash(st_b))
             p_c = np.int64(_squash(st_c))
-            wf = bitpos * 4
-            dot_f = (st_a * w_f[wf] + st_b * w_f[wf + 1] + st_c * w_f[wf + 2] + 256 * w_f[wf + 3]) >> 16
+            p_d = np.int64(_squash(st_d))
+            if variant == 1:
+                wf = bitpos * 4
+                dot_f = (st_a * w_f[wf] + st_b * w_f[wf + 1] + st_c * w_f[wf + 2] + 256 * w_f[wf + 3]) >> 16
+            else:
+                wf = bitpos * 5
+                dot_f = (
+                    st_a * w_f[wf] + st_b * w_f[wf + 1] + st_c * w_f[wf + 2] + st_d * w_f[wf + 3] + 256 * w_f[wf + 4]
+                ) >> 16
             st = max(-STRETCH_MAX, min(STRETCH_MAX, dot_f))
             p_mix = np.int64(_squash(st))
 
@@ -255,7 +297,13 @@ def step(
             a3 = ((c0 & 255) | (min(15, abs(st_nn) >> 8) << 8)) * _APM_ROWS + lo_a
             p3 = (np.int64(apm_nn[a3]) * (128 - wt) + np.int64(apm_nn[a3 + 1]) * wt) >> 7
             p2 = (np.int64(apm2[a2]) * (128 - wt) + np.int64(apm2[a2 + 1]) * wt) >> 7
-            p = min(65535, max(1, (4 * p_mix + 2 * p2 + 2 * p3 + 4) >> 3))
+            if variant == 1:
+                p = min(65535, max(1, (4 * p_mix + 2 * p2 + 2 * p3 + 4) >> 3))
+            else:
+                h2 = ((((c4 & 0xFFFF) << 8) | (c0 & 255)) * 2654435761) >> 16
+                a4 = (h2 & (APM_O2_ROWS - 1)) * _APM_ROWS + lo_a
+                p4 = (np.int64(apm_o2[a4]) * (128 - wt) + np.int64(apm_o2[a4 + 1]) * wt) >> 7
+                p = min(65535, max(1, (APM_MIX * p_mix + 4 * p2 + 4 * p3 + (8 - APM_MIX) * p4 + 8) >> 4))
 
             bit, x1, x2, dx, io_pos = code_bit(decoding, x1, x2, dx, io_pos, src, dst, pos, bitpos, p)
             if io_pos < 0:
@@ -274,11 +322,21 @@ def step(
             w_f[wf] += (st_a * err_f) >> 20
             w_f[wf + 1] += (st_b * err_f) >> 20
             w_f[wf + 2] += (st_c * err_f) >> 20
-            w_f[wf + 3] += (256 * err_f) >> 20
+            if variant == 1:
+                w_f[wf + 3] += (256 * err_f) >> 20
+            else:
+                err_d = (target - p_d) * mix_shift
+                for k in range(nin):
+                    w_d[wd + k] += (np.int64(x[k]) * err_d) >> 20
+                w_f[wf + 3] += (st_d * err_f) >> 20
+                w_f[wf + 4] += (256 * err_f) >> 20
             ai = a2 + (wt >> 6)
             apm2[ai] += ((target - apm2[ai]) * 3) >> 6
             ai = a3 + (wt >> 6)
             apm_nn[ai] += ((target - apm_nn[ai]) * 3) >> 6
+            if variant != 1:
+                ai = a4 + (wt >> 6)
+                apm_o2[ai] += ((target - apm_o2[ai]) * 3) >> 6
             local[j, 0, i1] = _counter16_update(local[j, 0, i1], bit, 15)
             local[j, 1, i2] = _counter16_update(local[j, 1, i2], bit, 15)
             local[j, 2, i3] = _counter16_update(local[j, 2, i3], bit, 15)

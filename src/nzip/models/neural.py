@@ -33,13 +33,17 @@ def lane_count(size: int) -> int:
 class NeuralMixModel(Model):
     """Context mixing (the configuration of a CM level) plus an integer GRU as a mixer input."""
 
-    def __init__(self, name: str, cm: ContextMixingModel, network: str, summary: str) -> None:
+    def __init__(
+        self, name: str, cm: ContextMixingModel, network: str, summary: str, adapt_rate: int = 0, variant: int = 1
+    ) -> None:
         if cm.config.lean or cm.config.flags & cm_kernel.FLAG_APM2 == 0:
             raise ValueError("the lane kernel implements the full context-mixing kernel (with APM2) only")
         self.name = name
         self.cm = cm
         self.network = network
         self.summary = summary
+        self.variant = variant  # of the lane kernel (see lanes_kernel.Mixing)
+        self.adapt_rate = adapt_rate  # the output layer's learning rate while coding, 2**-20 units; 0: fixed
         self._engine: GRUEngine | None = None
         self._digest: bytes | None = None
 
@@ -59,6 +63,8 @@ class NeuralMixModel(Model):
                 self.cm.config.params().tobytes(),
                 SQUASH.tobytes(),
                 self.engine.digest,
+                *([b"adapt", self.adapt_rate.to_bytes(4, "little")] if self.adapt_rate else []),
+                *([b"variant", self.variant.to_bytes(4, "little")] if self.variant != 1 else []),
             )
         return self._digest
 
@@ -68,13 +74,19 @@ class NeuralMixModel(Model):
 
     def memory_usage(self, frame_size: int) -> int:
         lanes = lane_count(frame_size)
+        hidden = self.engine.hidden
         per_lane = (
             8 * (kernel.LANE_FIELDS + kernel.REC_FIELDS)
             + 2 * kernel.LOCAL_INPUTS * kernel.LOCAL_SIZE
             + 8 * 256
-            + 16 * self.engine.hidden
+            + 16 * hidden
         )
-        return self.cm.memory_usage(frame_size) + 4096 * 33 * 4 + lanes * per_lane + 2 * frame_size
+        extra = 0
+        if self.variant != 1:
+            extra += 4 * kernel.APM_O2_ROWS * 33 + 4 * kernel.AGREE_SETS * 64
+        if self.adapt_rate:
+            extra += 16 * hidden * 256 + 4 * lanes * 256
+        return self.cm.memory_usage(frame_size) + 4096 * 33 * 4 + lanes * per_lane + extra + 2 * frame_size
 
     def encode(self, data: bytes) -> bytes | None:
         size = len(data)
@@ -106,12 +118,12 @@ class NeuralMixModel(Model):
         last_len = size - (lanes - 1) * lane_len
         params = self.cm.config.params()
         table, match_table = self.cm.tables(size)
-        mixing = kernel.Mixing(params)
+        mixing = kernel.Mixing(params, self.variant)
         lane_state = np.zeros((lanes, kernel.LANE_FIELDS), dtype=np.int64)
         rec = np.zeros((lanes, kernel.REC_FIELDS), dtype=np.int64)
         local = np.zeros((lanes, kernel.LOCAL_INPUTS, kernel.LOCAL_SIZE), dtype=np.uint16)
         engine = self.engine
-        state = engine.new_state(lanes)
+        state = engine.new_state(lanes, self.adapt_rate)
         freqs = np.empty((lanes, 256), dtype=np.int64)
         starts = np.arange(lanes, dtype=np.int64) * lane_len
         buf = dst if decoding else src
@@ -124,9 +136,11 @@ class NeuralMixModel(Model):
             nact = lanes if t < last_len else lanes - 1
             ok = kernel.step(
                 decoding, t, nact, lane_len, size, src, dst, freqs, params, table, match_table,
-                lane_state, rec, local, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_f, mixing.sm, mixing.msm,
-                mixing.apm2, mixing.apm_nn, mixing.coder,
+                lane_state, rec, local, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_d, mixing.w_f, mixing.sm,
+                mixing.msm, mixing.apm2, mixing.apm_nn, mixing.apm_o2, mixing.coder, self.variant,
             )  # fmt: skip
             if not ok:
                 return None
+            if self.adapt_rate:
+                engine.learn(state, buf[np.minimum(starts + t, size - 1)], freqs, nact)
         return mixing.coder
