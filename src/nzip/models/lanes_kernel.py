@@ -24,7 +24,9 @@ with weights selected by context state and the network's confidence, by the
 partial byte, and by the previous byte; a final mixer combines their outputs,
 and two adaptive maps (keyed by the previous byte, and by the network's
 confidence) refine the result.  The weights of that last average were chosen
-by measurement on the benchmark texts.
+by measurement on the benchmark texts.  Variant 2 (model nn2) adds a fourth
+mixer and a third map; variant 1 (nn1) is kept bit for bit (see
+:class:`Mixing`).
 """
 
 from __future__ import annotations
@@ -84,16 +86,17 @@ LOCAL_SIZE = 65536
 FINAL_RATE = 6  # learning rate of the final mixer, in 1/2^20 per unit of error
 NN_WEIGHT = 40000  # initial mixer weight of the network's input (1.0 = 65536)
 APM_O2_ROWS = 1 << 16  # variant 2: an adaptive map keyed by a hash of the last two bytes and the partial byte
-APM_MIX = 4
+APM_MIX = 4  # variant 2's final average, in 16ths: the mixer's share (the order-2 SSE gets 8 - APM_MIX)
 AGREE_SETS = 3 * 8 * 8  # mixer D: disagrees / expects 0 / expects 1, top frequency, bit position
 
 
 class Mixing:
     """Shared adaptive state of one frame: mixer weights, maps, coder.
 
-    ``variant`` 1 is the kernel of model nn1; variant 2 adds the network's
-    probability in the linear domain as an input and a fourth mixer selected
-    by whether the partial byte still agrees with the network's likeliest byte.
+    ``variant`` 1 is the kernel of model nn1; variant 2 (nn2) adds the
+    network's probability in the linear domain as an input, a fourth mixer
+    selected by whether the partial byte still agrees with the network's
+    likeliest byte, and an SSE stage keyed by the last two bytes.
     """
 
     def __init__(self, params: np.ndarray, variant: int = 1) -> None:

@@ -130,8 +130,6 @@ class NeuralMixModel(Model):
         inputs = np.full(lanes, START_BYTE, dtype=np.uint8)
         kernel.start(decoding, src, mixing.coder)
         for t in range(lane_len):
-            if t > 0:
-                inputs = buf[np.minimum(starts + (t - 1), size - 1)]
             engine.step(state, inputs, freqs)
             nact = lanes if t < last_len else lanes - 1
             ok = kernel.step(
@@ -141,6 +139,7 @@ class NeuralMixModel(Model):
             )  # fmt: skip
             if not ok:
                 return None
+            inputs = buf[np.minimum(starts + t, size - 1)]  # this step's bytes: the next step reads them
             if self.adapt_rate:
-                engine.learn(state, buf[np.minimum(starts + t, size - 1)], freqs, nact)
+                engine.learn(state, inputs, freqs, nact)
         return mixing.coder
