@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import mmap
 import os
 import shutil
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from typing import IO, NoReturn
 
 from . import __version__
+from ._write import CheckedOutput, OutputError
 from .codec import Compressor, iter_decompress
 from .errors import NzipError
 from .info import scan
@@ -124,8 +126,13 @@ def decompress_stream(
 
 
 @contextlib.contextmanager
-def atomic_output(path: str, force: bool, like: str | None) -> Iterator[IO[bytes]]:
-    """Write to a temporary file beside ``path`` and move it into place on success only."""
+def atomic_output(path: str, force: bool, like: str | None) -> Iterator[CheckedOutput]:
+    """Write to a temporary file beside ``path`` and move it into place on success only.
+
+    The file is flushed and fsynced before the rename and the directory after
+    it, so neither an error, a kill nor a power loss leaves a partial file
+    under ``path``; every failure is an :class:`OutputError` naming ``path``.
+    """
     if os.path.lexists(path) and not force:
         raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
     directory = os.path.dirname(os.path.abspath(path))
@@ -136,24 +143,58 @@ def atomic_output(path: str, force: bool, like: str | None) -> Iterator[IO[bytes
             raise UserError(f"cannot write {path}: {exc.strerror}") from None
         _pending_outputs.add(tmp)
     try:
-        with os.fdopen(fd, "wb") as fp:
-            yield fp
-            fp.flush()
-            os.fsync(fp.fileno())
+        fp = os.fdopen(fd, "wb")
+        try:
+            out = CheckedOutput(fp, path)
+            yield out
+            out.sync()
+        except BaseException:
+            # Closing flushes what is still buffered, which fails again on a
+            # full disk; the first error is the one to report.
+            with contextlib.suppress(OSError):
+                fp.close()
+            raise
+        try:
+            fp.close()
+        except OSError as exc:
+            raise OutputError(path, exc) from None
         if like is not None:
             with contextlib.suppress(OSError):
                 shutil.copystat(like, tmp)
         with _pending_lock:
             if not force and os.path.lexists(path):
                 raise UserError(f"{path} already exists; not overwritten (use -f to overwrite)")
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise OutputError(path, exc) from None
             _pending_outputs.discard(tmp)
+        _sync_directory(directory, path)
     except BaseException:
         with _pending_lock:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             _pending_outputs.discard(tmp)
         raise
+
+
+def _sync_directory(directory: str, path: str) -> None:
+    """fsync ``directory`` so that a rename into it survives a power loss."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not every platform or file system can open a directory
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise OutputError(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def _stdout() -> CheckedOutput:
+    return CheckedOutput(sys.stdout.buffer, "stdout")
 
 
 def _output_name(path: str, args: argparse.Namespace) -> str:
@@ -229,8 +270,9 @@ def salvage_file(path: str, args: argparse.Namespace) -> None:
     """``-d --salvage``: write every intact frame, zeros for lost ones, and report the damage."""
     with _whole_archive(path) as blob:
         if path == "-" or args.stdout:
-            damages = salvage(blob, sys.stdout.buffer.write)
-            sys.stdout.buffer.flush()
+            out = _stdout()
+            damages = salvage(blob, out.write)
+            out.flush()
         else:
             with atomic_output(_output_name(path, args), args.force, path) as dst:
                 damages = salvage(blob, dst.write)
@@ -265,8 +307,9 @@ def process_file(path: str, args: argparse.Namespace) -> None:
                     print(f"{name}: OK ({n_out} bytes)", file=sys.stderr)
                 return
             if stdin or args.stdout:
-                n_in, n_out = run(src, sys.stdout.buffer, args, progress)
-                sys.stdout.buffer.flush()
+                out = _stdout()
+                n_in, n_out = run(src, out, args, progress)  # type: ignore[arg-type]
+                out.flush()
             else:
                 out_path = _output_name(path, args)
                 with atomic_output(out_path, args.force, path) as dst:
@@ -501,6 +544,12 @@ def _run(args: argparse.Namespace) -> int:
         name = "stdin" if path == "-" else path
         try:
             process_file(path, args)
+        except OutputError as exc:
+            _error(str(exc))
+            status = 1
+            if exc.output == "stdout":
+                _silence_stdout()
+                break  # later operands would go to the same failed output
         except DamagedArchive as exc:
             for damage in exc.damages:
                 _error(f"{name}: {damage}")
@@ -509,6 +558,14 @@ def _run(args: argparse.Namespace) -> int:
             _error(f"{name}: {_describe(exc)}")
             status = 1
     return status
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so the exit-time flush of a failed stdout stays quiet."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ import io
 import os
 from typing import IO, Any
 
+from ._write import write_all
 from .codec import Compressor, Decompressor
 from .models import DEFAULT_LEVEL
 
@@ -194,7 +195,7 @@ class NzipFile(io.BufferedIOBase):
         view = memoryview(data).cast("B")
         out = self._compressor.compress(view)
         if out:
-            self._fp.write(out)
+            write_all(self._fp, out)
         self._pos += len(view)
         return len(view)
 
@@ -203,7 +204,7 @@ class NzipFile(io.BufferedIOBase):
             return
         try:
             if self._compressor is not None:
-                self._fp.write(self._compressor.flush())
+                write_all(self._fp, self._compressor.flush())
                 self._compressor = None
             elif self._reader is not None:
                 self._reader.close()
