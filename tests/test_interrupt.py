@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -53,3 +54,23 @@ def test_interrupted_decompression(tmp_path: Path, big: bytes) -> None:
     assert r.returncode == 130, r.stderr
     assert (tmp_path / "big.txt.nz").read_bytes() == packed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt.nz"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sigkill_at_a_random_point_leaves_nothing_under_the_output_name(tmp_path: Path, seed: int) -> None:
+    """SIGKILL cannot be handled: only the temporary name may remain, never a partial ``.nz`` or input loss."""
+    data = sample_text(600_000, seed=seed)
+    src = tmp_path / "data.txt"
+    src.write_bytes(data)
+    proc = subprocess.Popen([sys.executable, "-m", "nzip", "-1", "--rm", "data.txt"], cwd=tmp_path)
+    time.sleep(random.Random(seed).uniform(0.2, 2.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    archive = tmp_path / "data.txt.nz"
+    if archive.exists():  # the run finished first: then it is complete and the input was removed after it
+        assert nzip.decompress(archive.read_bytes()) == data
+    else:
+        assert src.read_bytes() == data
+    assert {p.name for p in tmp_path.iterdir()} - {"data.txt", "data.txt.nz"} <= {
+        p.name for p in tmp_path.glob(".data.txt.nz.*.tmp")
+    }
