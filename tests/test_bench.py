@@ -45,3 +45,23 @@ def test_bench_runs_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "| sample | 3000 |" in out
     assert "all round trips verified" in out
+
+
+def test_a_failing_baseline_is_reported_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(c: bytes, n: int) -> bytes:
+        if n > 2000:
+            raise ValueError("decoder gave up")  # as pyppmd does on some binary inputs
+        return c
+
+    monkeypatch.setattr(bench, "_baselines", lambda: ({"broken": (lambda d: d, broken)}, []))
+    (tmp_path / "a").write_bytes(b"a" * 3000)
+    (tmp_path / "b").write_bytes(b"b" * 1000)
+    assert bench.main([str(tmp_path), "--levels", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| a | 3000 |" in out and "| fails |" in out
+    assert "| b | 1000 |" in out
+    assert "round trip failed: a: broken: ValueError: decoder gave up" in out
+    assert "8.000*" in out  # the total over the file that passed, marked
+    assert "all nzip round trips verified" in out
