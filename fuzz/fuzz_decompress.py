@@ -1,6 +1,7 @@
 """Coverage-guided fuzz target for the decoder (atheris / libFuzzer).
 
-Every input must decode or raise :class:`nzip.NzipError`; anything else (an
+Every input must decode, salvage and list (``--list``) or raise
+:class:`nzip.NzipError`; anything else (an
 other exception, a hang, a crash) is a bug.  Each input is tried as it is and
 with its checksums recomputed, so mutations of lengths and counts get past
 the CRCs.  Run it with::
@@ -13,6 +14,7 @@ The seed corpus is created on first run from small archives of every level.
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import numpy  # noqa: F401
 with atheris.instrument_imports(include=["nzip"], exclude=["nzip.coder", "nzip.logistic", "nzip.models.cm_kernel"]):
     import nzip
     from nzip._mutate import refresh_checksums
+    from nzip.info import scan
     from nzip.recover import salvage
 
 
@@ -47,6 +50,10 @@ def test_one_input(data: bytes) -> None:
             pass
         try:
             salvage(candidate, lambda chunk: None)
+        except nzip.NzipError:
+            pass
+        try:
+            scan(io.BytesIO(candidate))  # what --list reads
         except nzip.NzipError:
             pass
 

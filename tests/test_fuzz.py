@@ -9,6 +9,7 @@ in ``tests/fuzz_corpus`` and replayed here.
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
 import subprocess
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 import nzip
 from conftest import sample_text
 from nzip._mutate import refresh_checksums
+from nzip.info import scan
 from nzip.recover import salvage
 
 DATA_A = sample_text(2500, seed=21) + bytes(range(200))
@@ -35,7 +37,7 @@ CORPUS = Path(__file__).parent / "fuzz_corpus"
 
 
 def check(data: bytes, original: bytes | None) -> None:
-    """Decoding gives ``original`` (if known) or raises NzipError; salvage never raises else."""
+    """Decoding gives ``original`` (if known) or raises NzipError; salvage and --list never raise else."""
     try:
         out = nzip.decompress(data)
     except nzip.NzipError:
@@ -45,6 +47,10 @@ def check(data: bytes, original: bytes | None) -> None:
             assert out == original
     try:
         salvage(data, lambda chunk: None)
+    except nzip.NzipError:
+        pass
+    try:
+        scan(io.BytesIO(data))
     except nzip.NzipError:
         pass
 
