@@ -29,7 +29,7 @@ from ._write import CheckedOutput, OutputError
 from .codec import Compressor, iter_decompress
 from .errors import NzipError
 from .info import scan
-from .models import DEFAULT_LEVEL, model_for_level
+from .models import DEFAULT_LEVEL, model_for_level, named_model
 from .recover import Damage, salvage
 
 SUFFIX = ".nz"
@@ -91,7 +91,7 @@ def _read_chunks(fp: IO[bytes], size: int = _CHUNK) -> Iterator[bytes]:
 def compress_stream(src: IO[bytes], dst: IO[bytes], args: argparse.Namespace, progress: Progress) -> tuple[int, int]:
     """Compress ``src`` into ``dst``; return (bytes in, bytes out)."""
     frame_size = args.frame_size
-    comp = Compressor(args.level, threads=args.threads, frame_size=frame_size)
+    comp = Compressor(args.level, threads=args.threads, frame_size=frame_size, model=args.model)
     n_in = n_out = 0
     for chunk in _read_chunks(src):
         out = comp.compress(chunk)
@@ -362,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Levels: 1-3 context mixing (1 fastest, MB/s); 4-9 add the built-in neural model "
         "(strongest, tens of KB/s; all the same model in this version). "
         f"Default level: {DEFAULT_LEVEL}. "
-        "Also: 'nzip bench [FILES]' runs the benchmark harness.",
+        "Also: 'nzip model import|list|info|remove' manages language models, "
+        "'nzip bench [FILES]' runs the benchmark harness.",
     )
     p.add_argument("files", nargs="*", metavar="FILE")
     mode = p.add_mutually_exclusive_group()
@@ -382,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="level",
         metavar="N",
         help=f"compression level 1-9 (also -1 .. -9; default {DEFAULT_LEVEL})",
+    )
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="compress with a language model from the model store instead of a level's model "
+        "(see 'nzip model list'); decompression finds the model from the archive",
     )
     p.add_argument("-c", "--stdout", action="store_true", help="write to standard output, keep input files")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the result to FILE (one input only)")
@@ -435,6 +442,10 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nzip`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["model"]:
+        from .llm.cli import main as model_main
+
+        return model_main(argv[1:])
     if argv[:1] == ["bench"]:
         from .bench import main as bench_main
 
@@ -507,9 +518,11 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     try:
         model_for_level(args.level)
+        if args.model is not None and args.mode == "compress":
+            args.model = named_model(args.model)
         if args.frame_size is not None:
             Compressor(args.level, frame_size=args.frame_size)
-    except ValueError as exc:
+    except (ValueError, NzipError) as exc:
         _error(str(exc))
         return 1
     files = args.files or ["-"]

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import container as fmt
 from .errors import CorruptDataError, NotAnArchiveError, NzipError, TruncatedDataError
-from .models import DEFAULT_LEVEL, Model, model_for_level, resolve
+from .models import DEFAULT_LEVEL, Model, model_for_level, named_model, resolve
 
 
 def _frame_log(frame_size: int | None) -> int:
@@ -48,10 +48,12 @@ class Compressor:
         *,
         frame_size: int | None = None,
         threads: int = 1,
-        model: Model | None = None,
+        model: Model | str | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
+        if isinstance(model, str):
+            model = named_model(model)
         self._model = model if model is not None else model_for_level(level)
         self._header = fmt.StreamHeader(self._model.name, self._model.digest, level, _frame_log(frame_size))
         self._frame_size = self._header.frame_size
@@ -264,9 +266,20 @@ class Decompressor:
             )
 
 
-def compress(data: bytes, level: int = DEFAULT_LEVEL, *, frame_size: int | None = None, threads: int = 1) -> bytes:
-    """Compress ``data`` into a complete nzip archive."""
-    c = Compressor(level, frame_size=frame_size, threads=threads)
+def compress(
+    data: bytes,
+    level: int = DEFAULT_LEVEL,
+    *,
+    frame_size: int | None = None,
+    threads: int = 1,
+    model: Model | str | None = None,
+) -> bytes:
+    """Compress ``data`` into a complete nzip archive.
+
+    ``model`` names a language model in the store (``nzip model list``) or
+    passes a :class:`~nzip.models.base.Model`; it replaces ``level``'s model.
+    """
+    c = Compressor(level, frame_size=frame_size, threads=threads, model=model)
     return c.compress(data) + c.flush()
 
 

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from ._write import write_all
 from .codec import Compressor, Decompressor
-from .models import DEFAULT_LEVEL
+from .models import DEFAULT_LEVEL, Model
 
 _READ_CHUNK = 1 << 16
 _MODES = {"r": "rb", "rb": "rb", "w": "wb", "wb": "wb", "a": "ab", "ab": "ab", "x": "xb", "xb": "xb"}
@@ -106,6 +106,7 @@ class NzipFile(io.BufferedIOBase):
         level: int = DEFAULT_LEVEL,
         threads: int = 1,
         frame_size: int | None = None,
+        model: Model | str | None = None,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"invalid mode: {mode!r}")
@@ -125,7 +126,7 @@ class NzipFile(io.BufferedIOBase):
             if self._mode == "rb":
                 self._reader = io.BufferedReader(_DecompressingReader(self._fp, threads))
             else:
-                self._compressor = Compressor(level, threads=threads, frame_size=frame_size)
+                self._compressor = Compressor(level, threads=threads, frame_size=frame_size, model=model)
         except BaseException:
             if self._owns_fp:
                 self._fp.close()
@@ -222,16 +223,21 @@ def open(  # noqa: A001 - mirrors gzip.open and lzma.open
     *,
     level: int = DEFAULT_LEVEL,
     threads: int = 1,
+    model: Model | str | None = None,
     encoding: str | None = None,
     errors: str | None = None,
     newline: str | None = None,
 ) -> NzipFile | io.TextIOWrapper:
-    """Open an nzip archive in binary (``"rb"``, ``"wb"``, ...) or text (``"rt"``, ...) mode."""
+    """Open an nzip archive in binary (``"rb"``, ``"wb"``, ...) or text (``"rt"``, ...) mode.
+
+    ``model`` (writing only) names a stored language model or passes a
+    :class:`~nzip.models.base.Model`; it replaces ``level``'s model.
+    """
     if "t" in mode:
         if "b" in mode:
             raise ValueError(f"invalid mode: {mode!r}")
-        binary = NzipFile(filename, mode.replace("t", ""), level=level, threads=threads)
+        binary = NzipFile(filename, mode.replace("t", ""), level=level, threads=threads, model=model)
         return io.TextIOWrapper(binary, encoding, errors, newline)
     if encoding is not None or errors is not None or newline is not None:
         raise ValueError("encoding, errors and newline are for text mode only")
-    return NzipFile(filename, mode, level=level, threads=threads)
+    return NzipFile(filename, mode, level=level, threads=threads, model=model)

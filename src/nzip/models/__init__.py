@@ -1,8 +1,10 @@
 """Model registry: which model each level uses, and lookup by archive header.
 
-Archives name their model by identifier and digest.  Identifiers resolve only
-to models shipped in this package (or registered by the calling program), so
-nothing in an archive can make nzip load a file or run code.
+Archives name their model by identifier and digest.  Identifiers resolve to
+models shipped in this package, models registered by the calling program,
+or language models in the model store (:mod:`nzip.llm.store`), which is
+looked up by name and digest only: nothing in an archive can make nzip load
+a file of its choosing or run code.
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ def registered_models() -> list[Model]:
     return list(_REGISTRY.values())
 
 
+def named_model(name: str) -> Model:
+    """A built-in or registered model, or a language model from the store, by name."""
+    model = _REGISTRY.get(name)
+    if model is not None:
+        return model
+    from ..llm import store
+
+    return store.load(name)
+
+
 def model_for_level(level: int) -> Model:
     """The model compression at ``level`` (1 to 9) uses."""
     if not MIN_LEVEL <= level <= MAX_LEVEL:
@@ -65,7 +77,15 @@ def resolve(name: str, digest: bytes) -> Model:
     """
     model = _REGISTRY.get(name)
     if model is None:
-        raise ModelMismatchError(f"archive needs model '{name}' ({digest.hex()}), which this nzip does not have")
+        from ..llm import store
+
+        try:
+            return store.load(name, digest)
+        except store.ModelNotFoundError:
+            raise ModelMismatchError(
+                f"archive needs model '{name}' ({digest.hex()}), which is not built in and not in the model "
+                f"store ({store.store_dir()}); import it with: nzip model import SOURCE --name {name}"
+            ) from None
     if model.digest != digest:
         raise ModelMismatchError(
             f"archive needs model '{name}' with digest {digest.hex()}, "
@@ -80,6 +100,7 @@ __all__ = [
     "MIN_LEVEL",
     "Model",
     "model_for_level",
+    "named_model",
     "register",
     "registered_models",
     "resolve",

@@ -1,0 +1,265 @@
+"""Integer-exact inference of a Llama/Qwen2 model, written once over an array backend.
+
+Every value that reaches the coder is an integer computed the same way on
+every machine.  Activations are Q12 integers (units of 1/4096) held in int64.
+Matrix products take int8 weights and integer activations as float64: with
+activations clipped to ``|x| <= 2**24`` each product is below 2**31 and every
+partial sum, in any order and with or without fused multiply-add, is an
+integer below 2**53, so float64 arithmetic is exact (the same argument covers
+attention: Q12 queries and keys clipped to 2**20, Q16 attention weights).
+Everything else is int64 arithmetic::
+
+    x        = embed.q[tok] * embed.m >> (embed.sh - 12)                   Q12
+    norm(x)  = x * 2**20 / isqrt((sum(x*x) / n + eps) * 2**16)             Q12 (gain folded into W)
+    W(x)     = (x @ W.q^T) * W.m >> W.sh  (+ bias)                         Q12
+    rope     = x1 * cos - x2 * sin >> 14, x2 * cos + x1 * sin >> 14        tables in Q14
+    score    = (q . k) * round(2**16 / sqrt(d)) >> 30                      Q10 nats
+    attn     = sum(EXP[max - score] * v) / sum(EXP[max - score])           EXP: Q16 table
+    mlp      = down((gate * SIGMOID[gate >> 4] >> 16) * up >> 12)
+    logits   = (x @ out.q^T) * out.m >> (out.sh + 2)                       Q10 nats
+
+Divisions round half up, shifts round to nearest (``+ 2**(s-1)`` first), and
+:func:`isqrt` is the exact integer square root (a float guess corrected
+with integer comparisons).  Because no step depends on how many tokens or
+lanes are evaluated together, the encoder may run a whole window in one pass
+while the decoder steps one token at a time and both see the same logits.
+
+:class:`NumpyBackend` runs on numpy (BLAS for the float64 products);
+:mod:`.engine_torch` supplies the same operations on PyTorch (CPU or CUDA).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .quantize import ACT_BITS, ROPE_BITS, SCORE_BITS
+
+CLIP_ACT = 1 << 24  # activations entering a product or the norm
+CLIP_QKV = 1 << 20  # queries, keys and values entering attention
+CLIP_ACC = 1 << 47  # product sums before rescaling (keeps acc * m inside int64)
+MS_LIMIT = (1 << 46) - 1
+NEG = -(1 << 40)
+
+
+class NumpyBackend:
+    """Array operations on numpy: the CPU engine."""
+
+    name = "numpy"
+
+    def asarray(self, a: np.ndarray, float64: bool = False):
+        return np.asarray(a, dtype=np.float64 if float64 else np.int64)
+
+    def zeros(self, shape: tuple, float64: bool = False):
+        return np.zeros(shape, dtype=np.float64 if float64 else np.int64)
+
+    def tokens(self, t: np.ndarray):
+        return np.asarray(t, dtype=np.int64)
+
+    def matmul_exact(self, a, b):
+        """``a @ b`` for integer-valued float64 operands whose sums stay below 2**53; int64 result."""
+        return np.matmul(a, b).astype(np.int64)
+
+    def to_float(self, a):
+        return a.astype(np.float64)
+
+    def clip(self, a, lo: int, hi: int):
+        return np.clip(a, lo, hi)
+
+    def take(self, table, idx):
+        return table[idx]
+
+    def isqrt(self, n):
+        r = np.sqrt(n.astype(np.float64)).astype(np.int64)
+        for _ in range(2):
+            r = np.where(r * r > n, r - 1, r)
+            r = np.where((r + 1) * (r + 1) <= n, r + 1, r)
+        return r
+
+    def amax(self, a, axis: int):
+        return a.max(axis=axis, keepdims=True)
+
+    def sum(self, a, axis: int):
+        return a.sum(axis=axis, keepdims=True)
+
+    def where(self, cond, a, b):
+        return np.where(cond, a, b)
+
+    def arange(self, n: int):
+        return np.arange(n, dtype=np.int64)
+
+    def numpy(self, a) -> np.ndarray:
+        return np.asarray(a)
+
+    def transpose(self, a, dims: tuple):
+        return np.transpose(a, dims)
+
+    def cat(self, a, b):
+        return np.concatenate([a, b], axis=-1)
+
+    def contiguous(self, a):
+        return np.ascontiguousarray(a)
+
+
+def rshift_round(x, s):
+    """``round(x / 2**s)`` (half up) for ``s >= 1``."""
+    return (x + (1 << (s - 1))) >> s
+
+
+@dataclass
+class Linear:
+    """One quantized matrix, ready for products: transposed int8 weights as float64, rescale factors."""
+
+    w: object  # (in, out) float64
+    m: object  # (out,) int64
+    sh: object  # (out,) int64
+    half: object  # (out,) int64: 2**(sh - 1), the rounding term
+    bias: object | None = None
+
+
+@dataclass
+class Cache:
+    """Keys and values of every layer for a batch of lanes: ``(lanes, kv_heads, window, head_dim)`` each."""
+
+    k: list
+    v: list
+    length: int = 0
+
+
+class Engine:
+    """The forward pass of one stored model on one backend."""
+
+    def __init__(self, meta: dict, arrays: dict[str, np.ndarray], backend: object | None = None) -> None:
+        self.meta = meta
+        self.xp = xp = backend or NumpyBackend()
+        self.hidden, self.layers = meta["hidden"], meta["layers"]
+        self.heads, self.kv_heads, self.head_dim = meta["heads"], meta["kv_heads"], meta["head_dim"]
+        self.vocab, self.max_window = meta["vocab"], meta["max_window"]
+        self.eps = max(1, int(meta["rms_eps_q24"]))
+
+        def rescale(name: str, extra_shift: int = 0) -> tuple:
+            sh = np.asarray(arrays[name + ".sh"], dtype=np.int64) + extra_shift
+            return xp.asarray(arrays[name + ".m"]), xp.asarray(sh), xp.asarray(np.int64(1) << (sh - 1))
+
+        def linear(name: str, extra_shift: int = 0) -> Linear:
+            bias = arrays.get(name + ".bias")
+            w = xp.asarray(np.ascontiguousarray(np.asarray(arrays[name + ".q"]).T), float64=True)
+            return Linear(w, *rescale(name, extra_shift), None if bias is None else xp.asarray(bias))
+
+        self.embed_q = xp.asarray(arrays["embed.q"])
+        self.embed_m, self.embed_sh, self.embed_half = rescale("embed")
+        self.blocks = [
+            {part: linear(f"l{i}.{part}") for part in ("q", "k", "v", "o", "gate", "up", "down")}
+            for i in range(self.layers)
+        ]
+        self.output = linear("output", ACT_BITS - SCORE_BITS)
+        self.cos, self.sin = xp.asarray(arrays["rope.cos"]), xp.asarray(arrays["rope.sin"])
+        self.exp, self.sigmoid = xp.asarray(arrays["table.exp"]), xp.asarray(arrays["table.sigmoid"])
+        self.exp_len = int(arrays["table.exp"].shape[0])
+        self.exp_table = np.asarray(arrays["table.exp"], dtype=np.int64)  # for the frequency kernel
+        self.sig_half = int(arrays["table.sigmoid"].shape[0]) // 2
+        self.inv_sqrt_d = round(65536 / self.head_dim**0.5)
+
+    def cache_bytes(self, lanes: int, window: int) -> int:
+        """Memory one :class:`Cache` takes."""
+        return 2 * 8 * self.layers * lanes * self.kv_heads * window * self.head_dim
+
+    def new_cache(self, lanes: int, window: int) -> Cache:
+        if not 1 <= window <= self.max_window:
+            raise ValueError(f"window must be between 1 and {self.max_window}")
+        shape = (lanes, self.kv_heads, window, self.head_dim)
+        xp = self.xp
+        return Cache(
+            [xp.zeros(shape, True) for _ in range(self.layers)], [xp.zeros(shape, True) for _ in range(self.layers)]
+        )
+
+    def _linear(self, x, lin: Linear):
+        xp = self.xp
+        acc = xp.clip(xp.matmul_exact(xp.to_float(xp.clip(x, -CLIP_ACT, CLIP_ACT)), lin.w), -CLIP_ACC, CLIP_ACC)
+        out = (acc * lin.m + lin.half) >> lin.sh
+        return out if lin.bias is None else out + lin.bias
+
+    def _norm(self, x):
+        xp = self.xp
+        x = xp.clip(x, -CLIP_ACT, CLIP_ACT)
+        ms = xp.clip(xp.sum(x * x, -1) // self.hidden + self.eps, 1, MS_LIMIT)
+        r = xp.isqrt(ms << 16)
+        return (x * (1 << 21) + r) // (2 * r)
+
+    def _rope(self, x, pos0: int, t: int):
+        half = self.head_dim // 2
+        cos = self.cos[pos0 : pos0 + t][None, :, None, :]
+        sin = self.sin[pos0 : pos0 + t][None, :, None, :]
+        x1, x2 = x[..., :half], x[..., half:]
+        a = rshift_round(x1 * cos - x2 * sin, ROPE_BITS)
+        b = rshift_round(x2 * cos + x1 * sin, ROPE_BITS)
+        return self.xp.clip(self.xp.cat(a, b), -CLIP_QKV, CLIP_QKV)
+
+    def _attention(self, q, k, v, cache: Cache, layer: int):
+        """q: (L, T, H, d), k/v: (L, T, KVH, d) after rotary; appends k/v to the cache."""
+        xp = self.xp
+        lanes, t = q.shape[0], q.shape[1]
+        start, end = cache.length, cache.length + t
+        groups = self.heads // self.kv_heads
+        ck, cv = cache.k[layer], cache.v[layer]
+        ck[:, :, start:end] = xp.to_float(xp.transpose(k, (0, 2, 1, 3)))
+        cv[:, :, start:end] = xp.to_float(xp.clip(xp.transpose(v, (0, 2, 1, 3)), -CLIP_QKV, CLIP_QKV))
+        qg = xp.contiguous(xp.transpose(q.reshape(lanes, t, self.kv_heads, groups, self.head_dim), (0, 2, 3, 1, 4)))
+        qg = xp.to_float(qg.reshape(lanes, self.kv_heads, groups * t, self.head_dim))
+        acc = xp.clip(xp.matmul_exact(qg, xp.transpose(ck[:, :, :end], (0, 1, 3, 2))), -(1 << 46), 1 << 46)
+        scores = (acc * self.inv_sqrt_d) >> (2 * ACT_BITS + 16 - SCORE_BITS)
+        rows = (xp.arange(groups * t) % t + start)[:, None]
+        visible = xp.arange(end)[None, :] <= rows
+        scores = xp.where(visible, scores, NEG)
+        d = xp.clip(xp.amax(scores, -1) - scores, 0, self.exp_len - 1)
+        e = xp.take(self.exp, d)
+        den = xp.sum(e, -1)
+        num = xp.matmul_exact(xp.to_float(e), cv[:, :, :end])
+        out = (2 * num + den) // (2 * den)  # (L, KVH, G*T, d)
+        out = xp.transpose(out.reshape(lanes, self.kv_heads, groups, t, self.head_dim), (0, 3, 1, 2, 4))
+        return xp.contiguous(out).reshape(lanes * t, self.heads * self.head_dim)
+
+    def _mlp(self, x, blk: dict):
+        xp = self.xp
+        g = xp.clip(self._linear(x, blk["gate"]), -CLIP_ACT, CLIP_ACT)
+        u = xp.clip(self._linear(x, blk["up"]), -CLIP_ACT, CLIP_ACT)
+        idx = xp.clip(g >> (ACT_BITS - 8), -self.sig_half, self.sig_half - 1) + self.sig_half
+        s = rshift_round(g * xp.take(self.sigmoid, idx), 16)
+        return self._linear(rshift_round(s * u, ACT_BITS), blk["down"])
+
+    def forward(self, cache: Cache, tokens: np.ndarray, logits: str = "all"):
+        """Run ``tokens`` (lanes, T) at the cache's next positions; Q10 logits (lanes, T or 1, vocab).
+
+        ``logits="last"`` computes only the last position's, ``"none"`` none
+        (re-evaluating a window's overlap needs at most the last).
+        """
+        xp = self.xp
+        lanes, t = tokens.shape
+        if cache.length + t > cache.k[0].shape[2]:
+            raise ValueError("the cache window is full")
+        tok = xp.tokens(tokens.reshape(-1))
+        sh, half = xp.take(self.embed_sh, tok)[:, None], xp.take(self.embed_half, tok)[:, None]
+        x = (xp.take(self.embed_q, tok) * xp.take(self.embed_m, tok)[:, None] * (1 << ACT_BITS) + half) >> sh
+        hd = self.head_dim
+        for i, blk in enumerate(self.blocks):
+            h = self._norm(x)
+            q = self._rope(self._linear(h, blk["q"]).reshape(lanes, t, self.heads, hd), cache.length, t)
+            k = self._rope(self._linear(h, blk["k"]).reshape(lanes, t, self.kv_heads, hd), cache.length, t)
+            v = self._linear(h, blk["v"]).reshape(lanes, t, self.kv_heads, hd)
+            x = xp.clip(x + self._linear(self._attention(q, k, v, cache, i), blk["o"]), -CLIP_ACT, CLIP_ACT)
+            x = xp.clip(x + self._mlp(self._norm(x), blk), -CLIP_ACT, CLIP_ACT)
+        cache.length += t
+        if logits == "none":
+            return None
+        if logits == "last":
+            x = x.reshape(lanes, t, self.hidden)[:, -1]
+            t = 1
+        out = self._logits(self._norm(x))
+        return out.reshape(lanes, t, self.vocab)
+
+    def _logits(self, h):
+        xp = self.xp
+        lin = self.output
+        acc = xp.clip(xp.matmul_exact(xp.to_float(xp.clip(h, -CLIP_ACT, CLIP_ACT)), lin.w), -CLIP_ACC, CLIP_ACC)
+        return (acc * lin.m + lin.half) >> lin.sh

@@ -1,0 +1,166 @@
+"""Build the tiny test language model that nzip's tests and docs use.
+
+Trains a byte-level BPE tokenizer (``tokenizers``) and a small Llama
+(``transformers``) on ``../shared/corpus``, then saves it twice: as a Hugging
+Face folder (config.json, tokenizer.json, model.safetensors in float16) and
+as a GGUF file (float16) written with the ``gguf`` package, so that both
+import paths can be checked against each other.  Run from the repository
+root::
+
+    python tools/make_test_llm.py --minutes 12 --out tests/llm_fixture
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+MIX = {"books": 0.40, "wiki": 0.18, "code": 0.15, "docs": 0.12, "multilingual": 0.08, "data": 0.07}
+
+
+def sample_corpus(total: int, seed: int = 0) -> list[str]:
+    """About ``total`` bytes of text drawn from every corpus section, in 4 KB pieces."""
+    rng = random.Random(seed)
+    pieces = []
+    for section, share in MIX.items():
+        files = sorted(p for p in (CORPUS / section).rglob("*") if p.is_file())
+        budget = int(total * share)
+        while budget > 0:
+            path = rng.choice(files)
+            data = path.read_bytes()
+            if len(data) < 8192:
+                continue
+            start = rng.randrange(0, len(data) - 4096)
+            text = data[start : start + 4096].decode("utf-8", "ignore")
+            pieces.append(text)
+            budget -= 4096
+    rng.shuffle(pieces)
+    return pieces
+
+
+def train_tokenizer(texts: list[str], vocab: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def write_gguf(path: Path, model, tok_json: dict, cfg) -> None:
+    """The same weights as a llama.cpp-style GGUF (q/k rows permuted as its converter does)."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("nzip-test-llama")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(10000.0)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    vocab = tok_json["model"]["vocab"]
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok_json["model"]["merges"]]
+    special = {a["id"] for a in tok_json["added_tokens"] if a.get("special")}
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if i in special else 1 for i in range(len(tokens))])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+    heads, kv = cfg.num_attention_heads, cfg.num_key_value_heads
+
+    def permute(t: np.ndarray, n: int) -> np.ndarray:
+        rows, cols = t.shape
+        return t.reshape(n, 2, rows // n // 2, cols).swapaxes(1, 2).reshape(rows, cols)
+
+    sd = {k: v.detach().to(torch.float16).numpy() for k, v in model.state_dict().items()}
+    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        w.add_tensor(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"].astype(np.float32))
+        w.add_tensor(f"blk.{i}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], heads))
+        w.add_tensor(f"blk.{i}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], kv))
+        w.add_tensor(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        w.add_tensor(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"].astype(np.float32))
+        w.add_tensor(f"blk.{i}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        w.add_tensor(f"blk.{i}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        w.add_tensor(f"blk.{i}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+    w.add_tensor("output_norm.weight", sd["model.norm.weight"].astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("tests/llm_fixture"))
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    texts = sample_corpus(24 << 20)
+    tok = train_tokenizer(texts[: len(texts) // 3], args.vocab)
+    cfg = LlamaConfig(
+        vocab_size=args.vocab, hidden_size=64, intermediate_size=192, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model = LlamaForCausalLM(cfg)
+    ids = np.concatenate([np.array([*tok.encode(t).ids, 0], dtype=np.int64) for t in texts])
+    print(f"{len(ids)} tokens, {sum(len(t.encode()) for t in texts) / len(ids):.2f} bytes/token", flush=True)
+    seq, batch = 256, 32
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    start, step, deadline = time.time(), 0, time.time() + args.minutes * 60
+    while time.time() < deadline:
+        frac = (time.time() - start) / (args.minutes * 60)
+        for g in opt.param_groups:
+            g["lr"] = 3e-4 + (3e-3 - 3e-4) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+        offs = np.random.randint(0, len(ids) - seq - 1, batch)
+        x = torch.from_numpy(np.stack([ids[o : o + seq + 1] for o in offs]))
+        loss = model(input_ids=x[:, :-1], labels=x[:, :-1].clone()).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 100 == 0:
+            print(f"step {step} loss {loss.item():.3f} ({time.time() - start:.0f} s)", flush=True)
+    model = model.to(torch.float16).to(torch.float32)  # the saved weights are float16: test what is saved
+    hf = args.out / "hf"
+    hf.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float16).save_pretrained(hf)
+    tok.save(str(hf / "tokenizer.json"))
+    tok_json = json.loads((hf / "tokenizer.json").read_text())
+    write_gguf(args.out / "test-llama.gguf", model, tok_json, cfg)
+    print("saved", sorted(str(p) for p in args.out.rglob("*") if p.is_file()))
+
+
+if __name__ == "__main__":
+    main()
