@@ -75,13 +75,14 @@ class LanguageModel(Model):
     """A model file from the store, run by the integer engine."""
 
     def __init__(self, name: str, path: str, *, engine: str = "numpy", window: int = DEFAULT_WINDOW,
-                 overlap: int = DEFAULT_OVERLAP, verify: bool = True) -> None:  # fmt: skip
+                 overlap: int = DEFAULT_OVERLAP, verify: bool = True, fallback: bool = True) -> None:  # fmt: skip
         self.name = name
         self.path = str(path)
         self.meta, self._arrays, self.file_digest = modelfile.read(path, verify=verify)
         self.window = min(window, self.meta["max_window"])
         self.overlap = min(overlap, self.window // 2)
         self.engine_name = engine
+        self.fallback = fallback  # False: always code tokens (tests, measurements)
         self.codec = token_codec(self.meta, self._arrays)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
@@ -127,7 +128,7 @@ class LanguageModel(Model):
         ids = self.codec.encode(data)
         if ids is not None:
             best = self._encode_tokens(ids, len(data))
-        fallback = FALLBACK.encode(data)
+        fallback = FALLBACK.encode(data) if self.fallback or best is None else None
         if fallback is not None and (best is None or len(fallback) + 1 < len(best)):
             best = bytes([MODE_FALLBACK]) + fallback
         return best if best is not None and len(best) < len(data) else None
@@ -222,6 +223,7 @@ class LanguageModel(Model):
         state = np.zeros(4, dtype=np.int64)
         coding.start(True, src, state)
         cum = np.empty(vocab + 1, dtype=np.int64)
+        scratch = np.zeros(1, dtype=np.uint8)  # the kernel's output argument, unused when decoding
         inputs = np.full((n_lanes, counts[0]), bos, dtype=np.int64)
         decoded = np.zeros((n_lanes, counts[0]), dtype=np.int64)
         for ctx, first, end in segments:
@@ -232,7 +234,7 @@ class LanguageModel(Model):
                 freqs = np.empty((nact, vocab), dtype=np.int64)
                 coding.frequencies(np.ascontiguousarray(logits[:nact]), engine.exp_table, freqs)
                 toks = np.zeros(nact, dtype=np.int64)
-                coding.code_tokens(True, state, src, src, freqs, toks, cum)
+                coding.code_tokens(True, state, src, scratch, freqs, toks, cum)
                 decoded[:nact, j] = toks
                 if j + 1 < counts[0]:
                     inputs[:nact, j + 1] = toks

@@ -1,0 +1,327 @@
+"""The language-model backend: import, tokens, integer engine, coding, store, CLI.
+
+Uses the tiny Llama in ``tests/llm_fixture`` (trained by ``tools/make_test_llm.py``
+on the corpus), saved as a Hugging Face folder and as GGUF.  No network, no
+``../shared``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nzip
+from nzip.errors import ModelMismatchError
+from nzip.llm import coding, modelfile, store
+from nzip.llm.importer import import_model
+from nzip.llm.model import MODE_FALLBACK, MODE_TOKENS, LanguageModel
+from nzip.llm.source import UnsupportedModelError
+
+FIXTURE = Path(__file__).parent / "llm_fixture"
+HF, GGUF = FIXTURE / "hf", FIXTURE / "test-llama.gguf"
+TEXT = (Path(__file__).parent / "llm_fixture" / "sample.txt").read_bytes()
+
+ODD_INPUTS = [
+    b"",
+    b"a",
+    b"\x00\x01\x02\xff\xfe",
+    b"\xc3",  # truncated UTF-8
+    b"\xed\xa0\x80 encoded surrogate",
+    b"\xf4\x90\x80\x80 beyond U+10FFFF",
+    b"<|endoftext|> is text here, not a special token",
+    "\u2581 SentencePiece's space mark as plain text".encode(),
+    b"  spaces   and\ttabs\r\n\r\nCRLF lines\n\n\n",
+    "caf\u00e9 vs cafe\u0301 (NFC and NFD kept as they are)".encode(),
+    "\u65e5\u672c\u8a9e, \u0440\u0443\u0441\u0441\u043a\u0438\u0439".encode(),
+    "\u0627\u0644\u0639\u0631\u0628\u064a\u0629, emoji \U0001f600\u200d".encode(),
+    "digits 1234567890 \u00b2\u00b3 \u0663\u0664 under_score".encode(),
+]
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """The fixture imported twice, from the HF folder and from the GGUF file, into two stores."""
+    a, b = tmp_path_factory.mktemp("store_hf"), tmp_path_factory.mktemp("store_gguf")
+    old = os.environ.get("NZIP_MODELS")
+    try:
+        os.environ["NZIP_MODELS"] = str(a)
+        import_model(HF, "tiny")
+        os.environ["NZIP_MODELS"] = str(b)
+        import_model(GGUF, "tiny")
+    finally:
+        if old is None:
+            os.environ.pop("NZIP_MODELS", None)
+        else:
+            os.environ["NZIP_MODELS"] = old
+    return a, b
+
+
+@pytest.fixture
+def store_env(stores, monkeypatch):
+    monkeypatch.setenv("NZIP_MODELS", str(stores[0]))
+    return stores[0]
+
+
+def _tokens_model(directory: Path, **kw) -> LanguageModel:
+    return LanguageModel("tiny", str(directory / "tiny.nzm"), fallback=False, **kw)
+
+
+def test_token_table_round_trips_any_bytes(store_env):
+    codec = store.load("tiny").codec
+    rng = np.random.default_rng(1)
+    for data in [*ODD_INPUTS, rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(), TEXT]:
+        ids = codec.encode(data)
+        assert ids is not None
+        assert codec.decode(ids) == data
+    assert 0 not in codec.encode(b"<|endoftext|>")  # the special token is never matched in input
+
+
+def test_encoder_matches_the_models_tokenizer(store_env):
+    tokenizers = pytest.importorskip("tokenizers")
+    hf = tokenizers.Tokenizer.from_file(str(HF / "tokenizer.json"))
+    text = TEXT.decode("utf-8")
+    assert store.load("tiny").codec.encode(TEXT) == hf.encode(text).ids
+
+
+def test_hf_and_gguf_give_the_same_model_and_archive(stores):
+    digests = [modelfile.read_header(d / "tiny.nzm")[3] for d in stores]
+    assert digests[0] == digests[1]
+    archives = [nzip.compress(TEXT[:3000], model=_tokens_model(d)) for d in stores]
+    assert archives[0] == archives[1]
+
+
+def test_round_trip_with_lanes_and_window_restarts(store_env, monkeypatch):
+    import nzip.llm.model as model_mod
+
+    monkeypatch.setattr(model_mod, "MIN_LANE_TOKENS", 200)
+    m = _tokens_model(store_env, window=96, overlap=24)
+    payload = m.encode(TEXT)
+    assert payload[0] == MODE_TOKENS and payload[1] > 1  # several lanes
+    assert m.decode(payload, len(TEXT)) == TEXT
+    # the decoder follows the window recorded in the frame, not its own default
+    assert _tokens_model(store_env).decode(payload, len(TEXT)) == TEXT
+
+
+def test_every_odd_input_round_trips_through_archives(store_env):
+    m = _tokens_model(store_env)
+    for data in ODD_INPUTS:
+        assert nzip.decompress(nzip.compress(data, model=m)) == data
+    rnd = np.random.default_rng(2).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    assert nzip.decompress(nzip.compress(rnd, model="tiny")) == rnd
+
+
+def test_fallback_codes_binary_data_with_context_mixing(store_env):
+    data = bytes(range(256)) * 40
+    payload = store.load("tiny").encode(data)
+    assert payload[0] == MODE_FALLBACK
+    assert store.load("tiny").decode(payload, len(data)) == data
+
+
+def test_window_pass_and_steps_give_identical_logits(store_env):
+    engine = store.load("tiny").engine
+    toks = np.random.default_rng(3).integers(0, 2048, (3, 50))
+    whole = engine.forward(engine.new_cache(3, 64), toks)
+    cache = engine.new_cache(3, 64)
+    steps = np.concatenate([engine.forward(cache, toks[:, i : i + 1]) for i in range(50)], axis=1)
+    chunks = engine.new_cache(3, 64)
+    parts = np.concatenate([engine.forward(chunks, toks[:, i : i + 7]) for i in range(0, 50, 7)], axis=1)
+    alone = np.concatenate([engine.forward(engine.new_cache(1, 64), toks[i : i + 1]) for i in range(3)])
+    assert np.array_equal(whole, steps) and np.array_equal(whole, parts) and np.array_equal(whole, alone)
+
+
+def test_numpy_and_torch_engines_give_identical_archives(store_env):
+    pytest.importorskip("torch")
+    a = nzip.compress(TEXT[:2500], model=_tokens_model(store_env))
+    b = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="torch"))
+    assert a == b
+
+
+@pytest.mark.skipif(
+    "not __import__('importlib').util.find_spec('torch') or not __import__('torch').cuda.is_available()"
+)
+def test_cuda_engine_matches_cpu(store_env):
+    a = nzip.compress(TEXT[:2500], model=_tokens_model(store_env))
+    assert nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="cuda")) == a
+
+
+_DIGEST_SCRIPT = """
+import hashlib, sys, nzip
+from nzip.llm.model import LanguageModel
+m = LanguageModel("tiny", sys.argv[1], fallback=False)
+print(hashlib.sha256(nzip.compress(open(sys.argv[2], "rb").read(), model=m)).hexdigest())
+"""
+
+
+def test_archives_identical_across_blas_threads_and_instruction_sets(store_env, tmp_path):
+    sample = tmp_path / "sample.txt"
+    sample.write_bytes(TEXT[:2000])
+    results = set()
+    for env in ({"OPENBLAS_NUM_THREADS": "1"}, {"OPENBLAS_NUM_THREADS": "2"}, {"NUMBA_CPU_NAME": "generic"}):
+        full = {**os.environ, **env, "NUMBA_CACHE_DIR": str(tmp_path / env.popitem()[0])}
+        out = subprocess.run(
+            [sys.executable, "-c", _DIGEST_SCRIPT, str(store_env / "tiny.nzm"), str(sample)],
+            env=full, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        results.add(out.stdout.strip())
+    assert len(results) == 1
+
+
+def test_coding_overhead_is_small(store_env):
+    m = _tokens_model(store_env)
+    engine = m.engine
+    ids = np.array(m.codec.encode(TEXT[:4000]))
+    inputs = np.concatenate([[m.meta["bos"]], ids[:-1]])[None, :]
+    logits = engine.forward(engine.new_cache(1, len(ids)), inputs)[0]
+    freqs = np.empty_like(logits)
+    coding.frequencies(logits, engine.exp_table, freqs)
+    assert (freqs >= 1).all() and (freqs.sum(axis=1) == coding.FREQ_TOTAL).all()
+    out, state, cum = np.empty(len(ids) * 4, np.uint8), np.zeros(4, np.int64), np.empty(freqs.shape[1] + 1, np.int64)
+    coding.start(False, out, state)
+    assert coding.code_tokens(False, state, out, out, freqs, ids.copy(), cum)
+    coded_bits = 8 * coding.finish(False, state, out)
+    assert coded_bits < coding.ideal_bits(freqs, ids) * 1.003
+
+
+def test_integer_engine_within_one_percent_of_float(store_env):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    m = store.load("tiny")
+    ids = m.codec.encode(TEXT[:1500])
+    ref = transformers.AutoModelForCausalLM.from_pretrained(str(HF), dtype=torch.float64).eval()
+    x = [m.meta["bos"], *ids[:-1]]
+    with torch.no_grad():
+        lf = ref(torch.tensor([x])).logits[0]
+    float_bits = -torch.log_softmax(lf, -1)[torch.arange(len(ids)), torch.tensor(ids)].sum().item() / np.log(2)
+    li = m.engine.forward(m.engine.new_cache(1, len(ids)), np.array([x]))[0]
+    freqs = np.empty_like(li)
+    coding.frequencies(li, m.engine.exp_table, freqs)
+    assert coding.ideal_bits(freqs, np.array(ids)) < float_bits * 1.01
+    assert np.abs(li / 1024 - lf.numpy()).max() < 0.5
+
+
+def test_golden_archive(store_env):
+    golden = (Path(__file__).parent / "golden" / "llm-tiny.nz").read_bytes()
+    assert nzip.decompress(golden) == TEXT[:3000]
+    assert nzip.compress(TEXT[:3000], model=_tokens_model(store_env)) == golden
+
+
+def _cli(*args, env_dir, **kw):
+    env = {**os.environ, "NZIP_MODELS": str(env_dir)}
+    return subprocess.run([sys.executable, "-m", "nzip", *args], env=env, capture_output=True, **kw)
+
+
+def test_cli_import_compress_decompress_list(tmp_path):
+    models = tmp_path / "models"
+    assert _cli("model", "import", str(GGUF), "--name", "tiny", env_dir=models).returncode == 0
+    listed = _cli("model", "list", env_dir=models, text=True).stdout
+    assert "tiny" in listed and "llama" in listed
+    src = tmp_path / "text.txt"
+    src.write_bytes(TEXT[:2000])
+    assert _cli("--model", "tiny", "-T", "2", "--frame-size", "1K", str(src), env_dir=models).returncode == 0
+    assert "tiny" in _cli("-l", str(src) + ".nz", env_dir=models, text=True).stdout
+    assert _cli("-t", str(src) + ".nz", env_dir=models).returncode == 0
+    out = _cli("-d", "-c", str(src) + ".nz", env_dir=models)
+    assert out.returncode == 0 and out.stdout == TEXT[:2000]
+
+
+def _one_line_error(proc, *words):
+    err = proc.stderr.decode() if isinstance(proc.stderr, bytes) else proc.stderr
+    assert proc.returncode == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, err
+
+
+def test_cli_errors_are_one_line(tmp_path, stores):
+    models = tmp_path / "models"
+    bad = tmp_path / "gpt2"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    _one_line_error(_cli("model", "import", str(bad), env_dir=models), "GPT2LMHeadModel", "not supported")
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not a model" * 10)
+    _one_line_error(_cli("model", "import", str(junk), env_dir=models), "unsupported model file")
+    truncated = tmp_path / "cut.gguf"
+    truncated.write_bytes(GGUF.read_bytes()[:5000])
+    _one_line_error(_cli("model", "import", str(truncated), env_dir=models), "cut.gguf")
+    # an archive whose model is missing, then present with another digest, then corrupt
+    src = tmp_path / "t.txt"
+    src.write_bytes(TEXT[:1500])
+    assert _cli("--model", "tiny", "-c", str(src), env_dir=stores[0]).returncode == 0
+    archive = tmp_path / "t.txt.nz"
+    archive.write_bytes(_cli("--model", "tiny", "-c", str(src), env_dir=stores[0]).stdout)
+    _one_line_error(
+        _cli("-d", "-c", str(archive), env_dir=models), "tiny", "not in the model store", "nzip model import"
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    meta, arrays, _ = modelfile.read(stores[0] / "tiny.nzm")
+    arrays = dict(arrays)
+    arrays["l0.o.m"] = np.asarray(arrays["l0.o.m"]) + 1
+    modelfile.write(other / "tiny.nzm", meta, arrays)
+    _one_line_error(_cli("-d", "-c", str(archive), env_dir=other), "digest")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    blob = bytearray((stores[0] / "tiny.nzm").read_bytes())
+    blob[-100] ^= 0x40
+    (corrupt / "tiny.nzm").write_bytes(bytes(blob))
+    _one_line_error(_cli("-d", "-c", str(archive), env_dir=corrupt), "corrupt")
+    _one_line_error(_cli("--model", "no-such", str(src), "-c", env_dir=models), "no-such", "nzip model import")
+
+
+def test_api_names_a_stored_model(store_env, tmp_path):
+    blob = nzip.compress(TEXT[:1000], model="tiny")
+    assert nzip.decompress(blob) == TEXT[:1000]
+    with nzip.open(tmp_path / "x.nz", "wt", model="tiny", encoding="utf-8") as f:
+        f.write("hello from the API\n" * 20)
+    with nzip.open(tmp_path / "x.nz", "rt", encoding="utf-8") as f:
+        assert f.read() == "hello from the API\n" * 20
+    with pytest.raises(ModelMismatchError):
+        store.load("tiny", b"\0" * 16)
+
+
+def test_model_store_commands(tmp_path, monkeypatch):
+    monkeypatch.setenv("NZIP_MODELS", str(tmp_path))
+    import_model(HF, "a")
+    with pytest.raises(store.StoreError, match="already exists"):
+        import_model(HF, "a")
+    with pytest.raises(store.StoreError, match="invalid model name"):
+        import_model(HF, "../evil")
+    with pytest.raises(store.StoreError, match="invalid model name"):
+        import_model(HF, "nn2")
+    assert [m.name for m in store.list_models()] == ["a"]
+    store.remove("a")
+    assert store.list_models() == []
+
+
+def test_unsupported_features_are_named():
+    with pytest.raises(UnsupportedModelError, match="sliding"):
+        from nzip.llm.import_hf import read_folder
+
+        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"nzip-mistral-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(HF, tmp)
+        cfg = json.loads((tmp / "config.json").read_text())
+        cfg.update(model_type="mistral", sliding_window=4096)
+        (tmp / "config.json").write_text(json.dumps(cfg))
+        try:
+            read_folder(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_model_file_reader_refuses_damage(tmp_path, stores):
+    path = stores[0] / "tiny.nzm"
+    blob = path.read_bytes()
+    for cut in (0, 10, 100, len(blob) // 2):
+        (tmp_path / "m.nzm").write_bytes(blob[:cut])
+        with pytest.raises(modelfile.ModelFileError):
+            modelfile.read(tmp_path / "m.nzm")
+    assert hashlib.sha256(blob).hexdigest()  # the original is untouched
