@@ -36,6 +36,7 @@ import numpy as np
 
 from .quantize import ACT_BITS, ROPE_BITS, SCORE_BITS
 
+MAX_INNER32 = 1040  # 1040 * 127 * 127 < 2**24: int8 x int8 sums exact in float32
 CLIP_ACT = 1 << 24  # activations entering a product or the norm
 CLIP_QKV = 1 << 20  # queries, keys and values entering attention
 CLIP_ACC = 1 << 47  # product sums before rescaling (keeps acc * m inside int64)
@@ -63,6 +64,33 @@ class NumpyBackend:
 
     def to_float(self, a):
         return a.astype(np.float64)
+
+    def asarray32(self, a: np.ndarray):
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def to_float32(self, a):
+        return a.astype(np.float32)
+
+    def quantize8(self, x):
+        """8-bit rows and their Q16 scales (see :mod:`.kernels`)."""
+        from . import kernels
+
+        x = np.ascontiguousarray(x)
+        q = np.empty(x.shape, dtype=np.float32)
+        ra = np.empty(x.shape[0], dtype=np.int64)
+        kernels.quantize_rows(x, q, ra)
+        return q, ra
+
+    def requant8(self, acc, lin: Linear, ra):
+        from . import kernels
+
+        out = np.empty(acc.shape, dtype=np.int64)
+        kernels.requant(np.ascontiguousarray(acc), lin.m, lin.sh, lin.half, ra, out)
+        return out
+
+    def matmul_float(self, a, b):
+        """A product whose integer-valued result is used as floats (exact: see the callers)."""
+        return np.matmul(a, b)
 
     def clip(self, a, lo: int, hi: int):
         return np.clip(a, lo, hi)
@@ -109,13 +137,19 @@ def rshift_round(x, s):
 
 @dataclass
 class Linear:
-    """One quantized matrix, ready for products: transposed int8 weights as float64, rescale factors."""
+    """One quantized matrix, ready for products: transposed int8 weights as floats, rescale factors.
 
-    w: object  # (in, out) float64
+    With 12-bit activations the weights are one float64 ``(in, out)`` array;
+    with 8-bit activations they are float32 pieces of at most
+    :data:`MAX_INNER32` rows, so that every partial sum is exact in float32.
+    """
+
+    w: object  # (in, out) float64, or a list of float32 (<= MAX_INNER32, out) pieces
     m: object  # (out,) int64
     sh: object  # (out,) int64
     half: object  # (out,) int64: 2**(sh - 1), the rounding term
     bias: object | None = None
+    pieces: bool = False  # True: w is the 8-bit path's list of float32 pieces
 
 
 @dataclass
@@ -138,22 +172,40 @@ class Engine:
         self.vocab, self.max_window = meta["vocab"], meta["max_window"]
         self.eps = max(1, int(meta["rms_eps_q24"]))
 
-        def rescale(name: str, extra_shift: int = 0) -> tuple:
-            sh = np.asarray(arrays[name + ".sh"], dtype=np.int64) + extra_shift
-            return xp.asarray(arrays[name + ".m"]), xp.asarray(sh), xp.asarray(np.int64(1) << (sh - 1))
+        self.act_bits = int(meta.get("act_bits", 12))
 
-        def linear(name: str, extra_shift: int = 0) -> Linear:
-            bias = arrays.get(name + ".bias")
-            w = xp.asarray(np.ascontiguousarray(np.asarray(arrays[name + ".q"]).T), float64=True)
-            return Linear(w, *rescale(name, extra_shift), None if bias is None else xp.asarray(bias))
+        def rescale(names: tuple[str, ...], extra_shift: int = 0) -> tuple:
+            m = np.concatenate([np.asarray(arrays[n + ".m"], dtype=np.int64) for n in names])
+            sh = np.concatenate([np.asarray(arrays[n + ".sh"], dtype=np.int64) for n in names]) + extra_shift
+            return xp.asarray(m), xp.asarray(sh), xp.asarray(np.int64(1) << (sh - 1))
+
+        def linear(*names: str, extra_shift: int = 0) -> Linear:
+            """The matrices ``names`` side by side: one product computes all their outputs."""
+            wt = np.concatenate([np.asarray(arrays[n + ".q"]) for n in names]).T
+            m, sh, half = rescale(names, extra_shift)
+            bias = None
+            if any(n + ".bias" in arrays for n in names):
+                parts = [arrays.get(n + ".bias", np.zeros(arrays[n + ".m"].shape, np.int32)) for n in names]
+                bias = xp.asarray(np.concatenate(parts))
+            if self.act_bits == 12:
+                return Linear(xp.asarray(np.ascontiguousarray(wt), float64=True), m, sh, half, bias)
+            pieces = [xp.asarray32(wt[i : i + MAX_INNER32]) for i in range(0, wt.shape[0], MAX_INNER32)]
+            return Linear(pieces, m, sh, half, bias, pieces=True)
 
         self.embed_q = xp.asarray(arrays["embed.q"])
-        self.embed_m, self.embed_sh, self.embed_half = rescale("embed")
+        self.embed_m, self.embed_sh, self.embed_half = rescale(("embed",))
         self.blocks = [
-            {part: linear(f"l{i}.{part}") for part in ("q", "k", "v", "o", "gate", "up", "down")}
+            {
+                "qkv": linear(f"l{i}.q", f"l{i}.k", f"l{i}.v"),
+                "o": linear(f"l{i}.o"),
+                "gate_up": linear(f"l{i}.gate", f"l{i}.up"),
+                "down": linear(f"l{i}.down"),
+            }
             for i in range(self.layers)
         ]
-        self.output = linear("output", ACT_BITS - SCORE_BITS)
+        self.q_size, self.kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        self.inter = meta["intermediate"]
+        self.output = linear("output", extra_shift=ACT_BITS - SCORE_BITS)
         self.cos, self.sin = xp.asarray(arrays["rope.cos"]), xp.asarray(arrays["rope.sin"])
         self.exp, self.sigmoid = xp.asarray(arrays["table.exp"]), xp.asarray(arrays["table.sigmoid"])
         self.exp_len = int(arrays["table.exp"].shape[0])
@@ -176,9 +228,23 @@ class Engine:
 
     def _linear(self, x, lin: Linear):
         xp = self.xp
-        acc = xp.clip(xp.matmul_exact(xp.to_float(xp.clip(x, -CLIP_ACT, CLIP_ACT)), lin.w), -CLIP_ACC, CLIP_ACC)
-        out = (acc * lin.m + lin.half) >> lin.sh
+        x = xp.clip(x, -CLIP_ACT, CLIP_ACT)
+        if lin.pieces:
+            out = self._linear8(x, lin)
+        else:
+            acc = xp.clip(xp.matmul_exact(xp.to_float(x), lin.w), -CLIP_ACC, CLIP_ACC)
+            out = (acc * lin.m + lin.half) >> lin.sh
         return out if lin.bias is None else out + lin.bias
+
+    def _linear8(self, x, lin: Linear):
+        """Per-row 8-bit activations; int8 x int8 products, exact in float32 per piece of the inner dimension."""
+        xp = self.xp
+        q, ra = xp.quantize8(x)
+        acc = None
+        for i, piece in enumerate(lin.w):
+            part = xp.matmul_float(q[:, i * MAX_INNER32 : (i + 1) * MAX_INNER32], piece)
+            acc = part if acc is None else xp.to_float(acc) + part  # sums of exact pieces, exact in float64
+        return xp.requant8(acc, lin, ra)
 
     def _norm(self, x):
         xp = self.xp
@@ -222,8 +288,8 @@ class Engine:
 
     def _mlp(self, x, blk: dict):
         xp = self.xp
-        g = xp.clip(self._linear(x, blk["gate"]), -CLIP_ACT, CLIP_ACT)
-        u = xp.clip(self._linear(x, blk["up"]), -CLIP_ACT, CLIP_ACT)
+        gu = xp.clip(self._linear(x, blk["gate_up"]), -CLIP_ACT, CLIP_ACT)
+        g, u = gu[:, : self.inter], gu[:, self.inter :]
         idx = xp.clip(g >> (ACT_BITS - 8), -self.sig_half, self.sig_half - 1) + self.sig_half
         s = rshift_round(g * xp.take(self.sigmoid, idx), 16)
         return self._linear(rshift_round(s * u, ACT_BITS), blk["down"])
@@ -244,9 +310,11 @@ class Engine:
         hd = self.head_dim
         for i, blk in enumerate(self.blocks):
             h = self._norm(x)
-            q = self._rope(self._linear(h, blk["q"]).reshape(lanes, t, self.heads, hd), cache.length, t)
-            k = self._rope(self._linear(h, blk["k"]).reshape(lanes, t, self.kv_heads, hd), cache.length, t)
-            v = self._linear(h, blk["v"]).reshape(lanes, t, self.kv_heads, hd)
+            qkv = self._linear(h, blk["qkv"])
+            qs, ks = self.q_size, self.q_size + self.kv_size
+            q = self._rope(qkv[:, :qs].reshape(lanes, t, self.heads, hd), cache.length, t)
+            k = self._rope(qkv[:, qs:ks].reshape(lanes, t, self.kv_heads, hd), cache.length, t)
+            v = qkv[:, ks:].reshape(lanes, t, self.kv_heads, hd)
             x = xp.clip(x + self._linear(self._attention(q, k, v, cache, i), blk["o"]), -CLIP_ACT, CLIP_ACT)
             x = xp.clip(x + self._mlp(self._norm(x), blk), -CLIP_ACT, CLIP_ACT)
         cache.length += t
@@ -259,7 +327,4 @@ class Engine:
         return out.reshape(lanes, t, self.vocab)
 
     def _logits(self, h):
-        xp = self.xp
-        lin = self.output
-        acc = xp.clip(xp.matmul_exact(xp.to_float(xp.clip(h, -CLIP_ACT, CLIP_ACT)), lin.w), -CLIP_ACC, CLIP_ACC)
-        return (acc * lin.m + lin.half) >> lin.sh
+        return self._linear(h, self.output)

@@ -45,6 +45,28 @@ class TorchBackend:
     def to_float(self, a):
         return a.to(self.torch.float64)
 
+    def asarray32(self, a):
+        return self.torch.from_numpy(np.array(a, dtype=np.float32)).to(self.device)
+
+    def to_float32(self, a):
+        return a.to(self.torch.float32)
+
+    def quantize8(self, x):
+        t = self.torch
+        x = t.clamp(x, -(1 << 24), 1 << 24)
+        amax = t.clamp(x.abs().amax(dim=-1, keepdim=True), 1, 1 << 24)
+        r = t.div(t.full_like(amax, 127 << 31), amax, rounding_mode="floor")
+        q = ((x * r + (1 << 30)) >> 31).to(t.float32)
+        ra = t.div((amax << 16) + 63, 127, rounding_mode="floor")
+        return q, ra
+
+    def requant8(self, acc, lin, ra):
+        u = (acc.to(self.torch.int64) * lin.m + (1 << 15)) >> 16
+        return (u * ra + lin.half) >> lin.sh
+
+    def matmul_float(self, a, b):
+        return self.torch.matmul(a, b)
+
     def clip(self, a, lo: int, hi: int):
         return self.torch.clamp(a, lo, hi)
 

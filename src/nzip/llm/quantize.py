@@ -29,6 +29,7 @@ EXP_LEN = 24 << SCORE_BITS  # exp table covers 0..24 nats
 SIG_HALF = 16 << 8  # sigmoid table covers -16..16 in Q8
 ROPE_BITS = 14
 DEFAULT_MAX_WINDOW = 2048
+DEFAULT_ACT_BITS = 8
 
 
 def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,9 +84,13 @@ def _put(arrays: dict, name: str, w: np.ndarray) -> None:
     arrays[name + ".q"], arrays[name + ".m"], arrays[name + ".sh"] = q, m, sh
 
 
-def quantize(src: SourceModel, max_window: int = DEFAULT_MAX_WINDOW) -> tuple[dict, dict[str, np.ndarray]]:
+def quantize(
+    src: SourceModel, max_window: int = DEFAULT_MAX_WINDOW, act_bits: int = DEFAULT_ACT_BITS
+) -> tuple[dict, dict[str, np.ndarray]]:
     """``(meta, arrays)`` for :func:`.modelfile.write`."""
     src.check()
+    if act_bits not in (8, 12):
+        raise ValueError("activations for the products are 8 or 12 bits")
     t = {k: np.asarray(v, dtype=np.float64) for k, v in src.tensors.items()}
     n_tok = len(src.tokenizer.tokens)
     arrays: dict[str, np.ndarray] = {}
@@ -128,6 +133,7 @@ def quantize(src: SourceModel, max_window: int = DEFAULT_MAX_WINDOW) -> tuple[di
         "rms_eps_q24": round(src.rms_eps * (1 << 2 * ACT_BITS)),
         "qkv_bias": qkv_bias,
         "max_window": max_window,
+        "act_bits": act_bits,
         "tied": src.tied,
         "bos": src.tokenizer.bos_id if src.tokenizer.bos_id is not None and src.tokenizer.bos_id < n_tok else 0,
         "tokenizer": src.tokenizer.kind,
