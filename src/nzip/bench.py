@@ -274,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MB",
         help="instead: measure peak memory of a stream of MB megabytes through nzip -L | nzip -d",
     )
+    p.add_argument("--model", metavar="NAME", help="instead: a stored language model beside levels 3 and 6")
+    p.add_argument("--float-source", metavar="DIR", help="with --model: the HF folder it came from (float reference)")
+    p.add_argument("--engine", default="numpy", help="with --model: numpy, torch or cuda (default numpy)")
+    p.add_argument("--whole-process", action="store_true", help="with --model: also time whole nzip processes")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x]
     if args.memory:
@@ -289,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"nzip bench: {f}: no such file or directory", file=sys.stderr)
             return 1
+    if args.model:
+        from .llm.bench import run
+
+        return run(args.model, paths, args.float_source, args.engine, args.whole_process)
     codecs = {f"nzip -{lv}": _nzip_codec(lv, args.threads) for lv in levels}
     # Compile the kernels before timing anything.
     for level in levels:
