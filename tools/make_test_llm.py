@@ -62,8 +62,11 @@ def train_tokenizer(texts: list[str], vocab: int):
     return tok
 
 
-def write_gguf(path: Path, model, tok_json: dict, cfg) -> None:
-    """The same weights as a llama.cpp-style GGUF (q/k rows permuted as its converter does)."""
+def write_gguf(path: Path, model, tok_json: dict, cfg, qtype: str = "F16") -> None:
+    """The same weights as a llama.cpp-style GGUF (q/k rows permuted as its converter does).
+
+    ``qtype`` ``"Q8_0"`` stores the matrices quantized, as llama.cpp's Q8_0 files do.
+    """
     import gguf
 
     w = gguf.GGUFWriter(str(path), "llama")
@@ -76,7 +79,7 @@ def write_gguf(path: Path, model, tok_json: dict, cfg) -> None:
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_freq_base(10000.0)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if qtype == "F16" else gguf.LlamaFileType.MOSTLY_Q8_0)
     vocab = tok_json["model"]["vocab"]
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     merges = [m if isinstance(m, str) else " ".join(m) for m in tok_json["model"]["merges"]]
@@ -95,19 +98,28 @@ def write_gguf(path: Path, model, tok_json: dict, cfg) -> None:
         return t.reshape(n, 2, rows // n // 2, cols).swapaxes(1, 2).reshape(rows, cols)
 
     sd = {k: v.detach().to(torch.float16).numpy() for k, v in model.state_dict().items()}
-    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    add = w.add_tensor
+    if qtype == "Q8_0":
+
+        def add(name: str, arr: np.ndarray) -> None:
+            if arr.ndim == 1:
+                return w.add_tensor(name, arr)
+            q = gguf.quants.quantize(arr.astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
+            return w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+
+    add("token_embd.weight", sd["model.embed_tokens.weight"])
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
-        w.add_tensor(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"].astype(np.float32))
-        w.add_tensor(f"blk.{i}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], heads))
-        w.add_tensor(f"blk.{i}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], kv))
-        w.add_tensor(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
-        w.add_tensor(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
-        w.add_tensor(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"].astype(np.float32))
-        w.add_tensor(f"blk.{i}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
-        w.add_tensor(f"blk.{i}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
-        w.add_tensor(f"blk.{i}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
-    w.add_tensor("output_norm.weight", sd["model.norm.weight"].astype(np.float32))
+        add(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"].astype(np.float32))
+        add(f"blk.{i}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], heads))
+        add(f"blk.{i}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], kv))
+        add(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        add(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        add(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"].astype(np.float32))
+        add(f"blk.{i}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        add(f"blk.{i}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        add(f"blk.{i}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+    add("output_norm.weight", sd["model.norm.weight"].astype(np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

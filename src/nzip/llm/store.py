@@ -52,9 +52,14 @@ def store_dir() -> Path:
     return base / "nzip" / "models"
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` could name a stored model."""
+    return bool(_NAME.fullmatch(name)) and name not in RESERVED
+
+
 def check_name(name: str) -> str:
     """``name`` if it can name a stored model (ASCII, no path separators, not a built-in model)."""
-    if not _NAME.fullmatch(name) or name in RESERVED:
+    if not valid_name(name):
         raise StoreError(
             f"invalid model name {name!r}: use 1-64 letters, digits, '.', '_', '+' or '-', not a built-in name"
         )

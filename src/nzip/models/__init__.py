@@ -79,12 +79,15 @@ def resolve(name: str, digest: bytes) -> Model:
     if model is None:
         from ..llm import store
 
+        if not store.valid_name(name):
+            raise ModelMismatchError(f"archive needs model '{name}' ({digest.hex()}), which this nzip does not have")
         try:
             return store.load(name, digest)
         except store.ModelNotFoundError:
             raise ModelMismatchError(
-                f"archive needs model '{name}' ({digest.hex()}), which is not built in and not in the model "
-                f"store ({store.store_dir()}); import it with: nzip model import SOURCE --name {name}"
+                f"archive needs model '{name}' ({digest.hex()}), which this nzip does not have: it is not built in "
+                f"and not in the model store ({store.store_dir()}); import it with: nzip model import SOURCE "
+                f"--name {name}"
             ) from None
     if model.digest != digest:
         raise ModelMismatchError(
