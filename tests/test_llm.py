@@ -212,7 +212,7 @@ def test_integer_engine_within_one_percent_of_float(store_env):
 
 
 def test_golden_archive(store_env):
-    golden = (Path(__file__).parent / "golden" / "llm-tiny.nz").read_bytes()
+    golden = (FIXTURE / "golden-tiny.nz").read_bytes()
     assert nzip.decompress(golden) == TEXT[:3000]
     assert nzip.compress(TEXT[:3000], model=_tokens_model(store_env)) == golden
 

@@ -65,12 +65,6 @@ class NumpyBackend:
     def to_float(self, a):
         return a.astype(np.float64)
 
-    def asarray32(self, a: np.ndarray):
-        return np.ascontiguousarray(a, dtype=np.float32)
-
-    def to_float32(self, a):
-        return a.astype(np.float32)
-
     def quantize8(self, x):
         """8-bit rows and their Q16 scales (see :mod:`.kernels`)."""
         from . import kernels
@@ -88,9 +82,19 @@ class NumpyBackend:
         kernels.requant(np.ascontiguousarray(acc), lin.m, lin.sh, lin.half, ra, out)
         return out
 
-    def matmul_float(self, a, b):
-        """A product whose integer-valued result is used as floats (exact: see the callers)."""
-        return np.matmul(a, b)
+    def weights8(self, wt: np.ndarray):
+        """int8 weights ``(in, out)`` as this backend multiplies them: float32 pieces of <= MAX_INNER32 rows."""
+        return [
+            np.ascontiguousarray(wt[i : i + MAX_INNER32], dtype=np.float32) for i in range(0, wt.shape[0], MAX_INNER32)
+        ]
+
+    def matmul8(self, q, pieces):
+        """Exact ``q @ w`` of 8-bit rows (float32) and int8 weights: each piece's sums are below 2**24."""
+        acc = None
+        for i, piece in enumerate(pieces):
+            part = np.matmul(q[:, i * MAX_INNER32 : (i + 1) * MAX_INNER32], piece)
+            acc = part if acc is None else acc.astype(np.float64) + part  # exact sums of exact pieces
+        return acc
 
     def clip(self, a, lo: int, hi: int):
         return np.clip(a, lo, hi)
@@ -140,16 +144,17 @@ class Linear:
     """One quantized matrix, ready for products: transposed int8 weights as floats, rescale factors.
 
     With 12-bit activations the weights are one float64 ``(in, out)`` array;
-    with 8-bit activations they are float32 pieces of at most
-    :data:`MAX_INNER32` rows, so that every partial sum is exact in float32.
+    with 8-bit activations whatever the backend's exact int8 product takes
+    (float32 pieces of at most :data:`MAX_INNER32` rows on numpy, so that
+    every partial sum is exact in float32; int8 for ``torch._int_mm``).
     """
 
-    w: object  # (in, out) float64, or a list of float32 (<= MAX_INNER32, out) pieces
+    w: object  # (in, out) float64, or the 8-bit weights in the backend's form (``weights8``)
     m: object  # (out,) int64
     sh: object  # (out,) int64
     half: object  # (out,) int64: 2**(sh - 1), the rounding term
     bias: object | None = None
-    pieces: bool = False  # True: w is the 8-bit path's list of float32 pieces
+    pieces: bool = False  # True: the 8-bit path
 
 
 @dataclass
@@ -189,8 +194,7 @@ class Engine:
                 bias = xp.asarray(np.concatenate(parts))
             if self.act_bits == 12:
                 return Linear(xp.asarray(np.ascontiguousarray(wt), float64=True), m, sh, half, bias)
-            pieces = [xp.asarray32(wt[i : i + MAX_INNER32]) for i in range(0, wt.shape[0], MAX_INNER32)]
-            return Linear(pieces, m, sh, half, bias, pieces=True)
+            return Linear(xp.weights8(wt), m, sh, half, bias, pieces=True)
 
         self.embed_q = xp.asarray(arrays["embed.q"])
         self.embed_m, self.embed_sh, self.embed_half = rescale(("embed",))
@@ -240,11 +244,7 @@ class Engine:
         """Per-row 8-bit activations; int8 x int8 products, exact in float32 per piece of the inner dimension."""
         xp = self.xp
         q, ra = xp.quantize8(x)
-        acc = None
-        for i, piece in enumerate(lin.w):
-            part = xp.matmul_float(q[:, i * MAX_INNER32 : (i + 1) * MAX_INNER32], piece)
-            acc = part if acc is None else xp.to_float(acc) + part  # sums of exact pieces, exact in float64
-        return xp.requant8(acc, lin, ra)
+        return xp.requant8(xp.matmul8(q, lin.w), lin, ra)
 
     def _norm(self, x):
         xp = self.xp

@@ -12,6 +12,30 @@ from __future__ import annotations
 
 import numpy as np
 
+from .engine import MAX_INNER32
+
+
+def _int_mm_is_exact(torch) -> bool:
+    """Whether ``torch._int_mm`` (int8 x int8 -> int32) gives exact sums here.
+
+    oneDNN's kernel overflowed on CPUs without VNNI in some releases, so the
+    worst case (every product +-127 * 127, a long inner dimension) is
+    checked against numpy's int64 product before it is trusted; otherwise
+    the float32 pieces are used, which give the same integers.
+    """
+    if not hasattr(torch, "_int_mm"):
+        return False
+    rng = np.random.default_rng(0)
+    a = np.full((32, 4096), 127, dtype=np.int8)
+    a[1::2] = -127
+    b = rng.choice(np.array([-127, 127], dtype=np.int8), size=(4096, 64))
+    b[:, 0] = 127
+    try:
+        got = torch._int_mm(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    except RuntimeError:
+        return False
+    return bool(np.array_equal(got.astype(np.int64), a.astype(np.int64) @ b.astype(np.int64)))
+
 
 class TorchBackend:
     """Array operations on torch tensors on ``device`` (``"torch"`` means CPU, ``"cuda"`` the GPU)."""
@@ -27,6 +51,7 @@ class TorchBackend:
         torch.backends.cudnn.allow_tf32 = False
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA is not available")
+        self.int_mm = self.device.type == "cpu" and _int_mm_is_exact(torch)
 
     def asarray(self, a, float64: bool = False):
         t = self.torch
@@ -45,18 +70,12 @@ class TorchBackend:
     def to_float(self, a):
         return a.to(self.torch.float64)
 
-    def asarray32(self, a):
-        return self.torch.from_numpy(np.array(a, dtype=np.float32)).to(self.device)
-
-    def to_float32(self, a):
-        return a.to(self.torch.float32)
-
     def quantize8(self, x):
         t = self.torch
         x = t.clamp(x, -(1 << 24), 1 << 24)
         amax = t.clamp(x.abs().amax(dim=-1, keepdim=True), 1, 1 << 24)
         r = t.div(t.full_like(amax, 127 << 31), amax, rounding_mode="floor")
-        q = ((x * r + (1 << 30)) >> 31).to(t.float32)
+        q = ((x * r + (1 << 30)) >> 31).to(t.int8 if self.int_mm else t.float32)
         ra = t.div((amax << 16) + 63, 127, rounding_mode="floor")
         return q, ra
 
@@ -64,8 +83,24 @@ class TorchBackend:
         u = (acc.to(self.torch.int64) * lin.m + (1 << 15)) >> 16
         return (u * ra + lin.half) >> lin.sh
 
-    def matmul_float(self, a, b):
-        return self.torch.matmul(a, b)
+    def weights8(self, wt: np.ndarray):
+        t = self.torch
+        if self.int_mm:
+            return t.from_numpy(np.ascontiguousarray(wt, dtype=np.int8)).to(self.device)
+        return [
+            t.from_numpy(np.ascontiguousarray(wt[i : i + MAX_INNER32], dtype=np.float32)).to(self.device)
+            for i in range(0, wt.shape[0], MAX_INNER32)
+        ]
+
+    def matmul8(self, q, w):
+        t = self.torch
+        if self.int_mm:
+            return t._int_mm(q, w)
+        acc = None
+        for i, piece in enumerate(w):
+            part = t.matmul(q[:, i * MAX_INNER32 : (i + 1) * MAX_INNER32], piece)
+            acc = part if acc is None else acc.to(t.float64) + part
+        return acc
 
     def clip(self, a, lo: int, hi: int):
         return self.torch.clamp(a, lo, hi)
