@@ -141,7 +141,8 @@ def test_numpy_and_torch_engines_give_identical_archives(store_env):
     pytest.importorskip("torch")
     a = nzip.compress(TEXT[:2500], model=_tokens_model(store_env))
     b = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="torch"))
-    assert a == b
+    c = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="torch-ops"))  # what a GPU runs
+    assert a == b == c
 
 
 @pytest.mark.skipif(
@@ -329,3 +330,38 @@ def test_model_file_reader_refuses_damage(tmp_path, stores):
         with pytest.raises(modelfile.ModelFileError):
             modelfile.read(tmp_path / "m.nzm")
     assert hashlib.sha256(blob).hexdigest()  # the original is untouched
+
+
+def test_model_file_parser_survives_mutations(tmp_path, stores):
+    """Random damage to a model file gives ModelFileError, never another exception or a usable model."""
+    blob = (stores[0] / "tiny.nzm").read_bytes()
+    header_end = 16 + int.from_bytes(blob[8:16], "little")
+    rng = np.random.default_rng(7)
+    target = tmp_path / "m.nzm"
+    for _ in range(150):
+        damaged = bytearray(blob)
+        for pos in rng.integers(0, header_end + 256, rng.integers(1, 4)):
+            damaged[pos] = rng.integers(0, 256)
+        if bytes(damaged) == blob:
+            continue
+        target.write_bytes(bytes(damaged))
+        try:
+            LanguageModel("tiny", str(target))
+        except modelfile.ModelFileError:
+            continue
+        # only a change outside what the digest covers (whitespace, the descriptive "info") may load
+        got, want = modelfile.read_header(target), modelfile.read_header(stores[0] / "tiny.nzm")
+        assert (got[0], got[2], got[3]) == (want[0], want[2], want[3])
+
+
+def test_model_file_with_valid_digest_but_bad_contents_is_refused(tmp_path, stores):
+    meta, arrays, _ = modelfile.read(stores[0] / "tiny.nzm")
+    for change in ({"hidden": "64"}, {"vocab": 10**9}, {"heads": 3}, {"act_bits": 4}):
+        modelfile.write(tmp_path / "m.nzm", {**meta, **change}, dict(arrays))
+        with pytest.raises(modelfile.ModelFileError, match="not usable"):
+            LanguageModel("tiny", str(tmp_path / "m.nzm"))
+    broken = dict(arrays)
+    broken["l1.down.sh"] = np.zeros_like(np.asarray(broken["l1.down.sh"]))
+    modelfile.write(tmp_path / "m.nzm", meta, broken)
+    with pytest.raises(modelfile.ModelFileError, match="shifts"):
+        LanguageModel("tiny", str(tmp_path / "m.nzm"))

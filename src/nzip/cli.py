@@ -390,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compress with a language model from the model store instead of a level's model "
         "(see 'nzip model list'); decompression finds the model from the archive",
     )
+    p.add_argument(
+        "--engine",
+        metavar="NAME",
+        help="what runs language models: numpy (default), torch (CPU, faster; needs PyTorch), cuda; "
+        "the archive is the same whichever runs",
+    )
     p.add_argument("-c", "--stdout", action="store_true", help="write to standard output, keep input files")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the result to FILE (one input only)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs; write to a terminal")
@@ -518,6 +524,10 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     try:
         model_for_level(args.level)
+        if args.engine:
+            from .llm.store import set_default_engine
+
+            set_default_engine(args.engine)
         if args.model is not None and args.mode == "compress":
             args.model = named_model(args.model)
         if args.frame_size is not None:

@@ -38,20 +38,28 @@ def _int_mm_is_exact(torch) -> bool:
 
 
 class TorchBackend:
-    """Array operations on torch tensors on ``device`` (``"torch"`` means CPU, ``"cuda"`` the GPU)."""
+    """Array operations on torch tensors.
+
+    ``engine`` ``"torch"``: CPU, with numba for the element-wise work around
+    the products and ``torch._int_mm`` for them (the fastest CPU engine);
+    ``"torch-ops"``: CPU with torch operations only, which is exactly what runs
+    on a GPU, so the CPU tests cover the GPU's arithmetic; ``"cuda"`` (or
+    ``"cuda:N"``): the GPU.
+    """
 
     name = "torch"
 
-    def __init__(self, device: str = "torch") -> None:
+    def __init__(self, engine: str = "torch") -> None:
         import torch
 
         self.torch = torch
-        self.device = torch.device("cpu" if device in ("torch", "cpu") else device)
+        self.device = torch.device("cpu" if engine in ("torch", "torch-ops", "cpu") else engine)
+        self.kernels = engine == "torch"
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA is not available")
-        self.int_mm = self.device.type == "cpu" and _int_mm_is_exact(torch)
+        self.int_mm = self.kernels and _int_mm_is_exact(torch)
 
     def asarray(self, a, float64: bool = False):
         t = self.torch
@@ -72,16 +80,32 @@ class TorchBackend:
 
     def quantize8(self, x):
         t = self.torch
+        if self.kernels:  # the numba kernels, on the tensors' memory
+            from . import kernels
+
+            x = x.contiguous()
+            q = t.empty(x.shape, dtype=t.float32)
+            ra = t.empty(x.shape[0], dtype=t.int64)
+            kernels.quantize_rows(x.numpy(), q.numpy(), ra.numpy())
+            return (q.to(t.int8) if self.int_mm else q), ra
         x = t.clamp(x, -(1 << 24), 1 << 24)
         amax = t.clamp(x.abs().amax(dim=-1, keepdim=True), 1, 1 << 24)
         r = t.div(t.full_like(amax, 127 << 31), amax, rounding_mode="floor")
         q = ((x * r + (1 << 30)) >> 31).to(t.int8 if self.int_mm else t.float32)
         ra = t.div((amax << 16) + 63, 127, rounding_mode="floor")
-        return q, ra
+        return q, ra[:, 0]
 
     def requant8(self, acc, lin, ra):
+        if self.kernels:
+            from . import kernels
+
+            out = self.torch.empty(acc.shape, dtype=self.torch.int64)
+            kernels.requant(
+                acc.contiguous().numpy(), lin.m.numpy(), lin.sh.numpy(), lin.half.numpy(), ra.numpy(), out.numpy()
+            )
+            return out
         u = (acc.to(self.torch.int64) * lin.m + (1 << 15)) >> 16
-        return (u * ra + lin.half) >> lin.sh
+        return (u * ra[:, None] + lin.half) >> lin.sh
 
     def weights8(self, wt: np.ndarray):
         t = self.torch

@@ -25,11 +25,12 @@ import threading
 
 import numpy as np
 
+from ..errors import NzipError
 from ..models.base import Model, digest_of
 from ..models.cm import LEVEL_MODELS as CM_MODELS
 from . import coding, modelfile
 from .engine import Engine
-from .quantize import token_codec
+from .quantize import token_codec, validate
 
 #: Bump when a change to the engine or this driver changes coded bits.
 ENGINE_VERSION = 1
@@ -39,7 +40,7 @@ DEFAULT_WINDOW = 512
 DEFAULT_OVERLAP = 128
 MAX_LANES = 64
 MIN_LANE_TOKENS = 256  # tokens per lane before another lane is worth it
-CACHE_BUDGET = 1 << 30  # bytes of KV cache one frame may use
+CACHE_BUDGET = 2 << 30  # bytes of KV cache one frame may use
 SCRATCH_BUDGET = 96 << 20  # bytes of logits and attention scores per encoder call
 FALLBACK = CM_MODELS[3]
 
@@ -66,6 +67,10 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     raise ValueError("bad varint")
 
 
+class EngineError(NzipError):
+    """The requested engine cannot run here (PyTorch missing, no GPU)."""
+
+
 def archive_digest(file_digest: str) -> bytes:
     """The digest archives record for a model file whose content digest is ``file_digest`` (hex)."""
     return digest_of(b"nzip.llm", ENGINE_VERSION.to_bytes(4, "little"), bytes.fromhex(file_digest))
@@ -79,6 +84,9 @@ class LanguageModel(Model):
         self.name = name
         self.path = str(path)
         self.meta, self._arrays, self.file_digest = modelfile.read(path, verify=verify)
+        problem = validate(self.meta, self._arrays)
+        if problem:
+            raise modelfile.ModelFileError(f"model file is not usable: {problem}")
         self.window = min(window, self.meta["max_window"])
         self.overlap = min(overlap, self.window // 2)
         self.engine_name = engine
@@ -103,9 +111,16 @@ class LanguageModel(Model):
             if self._engine is None:
                 backend = None
                 if self.engine_name != "numpy":
-                    from .engine_torch import TorchBackend
+                    try:
+                        from .engine_torch import TorchBackend
 
-                    backend = TorchBackend(self.engine_name)
+                        backend = TorchBackend(self.engine_name)
+                    except ImportError:
+                        raise EngineError(
+                            f"engine '{self.engine_name}' needs PyTorch: pip install 'nzip[llm]'"
+                        ) from None
+                    except RuntimeError as e:
+                        raise EngineError(f"engine '{self.engine_name}': {e}") from None
                 self._engine = Engine(self.meta, self._arrays, backend)
             return self._engine
 

@@ -148,3 +148,55 @@ def token_codec(meta: dict, arrays: dict[str, np.ndarray]) -> TokenCodec:
     off = arrays["tokens.offsets"]
     table = [raw[off[i] : off[i + 1]] for i in range(len(off) - 1)]
     return TokenCodec(meta["tokenizer"], table, np.asarray(arrays["tokens.merges"]), tuple(meta["patterns"]))
+
+
+_META_INTS = ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab", "max_window", "bos")
+
+
+def validate(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with a stored model's description and tensors (None when nothing is)."""
+    for key in _META_INTS:
+        if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool) or meta[key] < 0:
+            return f"meta field {key!r} is missing or invalid"
+    if meta.get("act_bits", 12) not in (8, 12) or not isinstance(meta.get("patterns", []), list):
+        return "meta field 'act_bits' or 'patterns' is invalid"
+    h, v, d, w = meta["hidden"], meta["vocab"], meta["head_dim"], meta["max_window"]
+    if not (0 < h <= 8192 and 0 < v and 0 < d and d % 2 == 0 and 0 < w and meta["heads"] > 0 and meta["bos"] < v):
+        return "model shape is invalid"
+    if meta["kv_heads"] <= 0 or meta["heads"] % meta["kv_heads"]:
+        return "head counts are invalid"
+    want: dict[str, tuple] = {
+        "embed.q": (v, h), "output.q": (v, h), "rope.cos": (w, d // 2), "rope.sin": (w, d // 2),
+    }  # fmt: skip
+    for i in range(meta["layers"]):
+        want[f"l{i}.q.q"] = (meta["heads"] * d, h)
+        want[f"l{i}.k.q"] = want[f"l{i}.v.q"] = (meta["kv_heads"] * d, h)
+        want[f"l{i}.o.q"] = (h, meta["heads"] * d)
+        want[f"l{i}.gate.q"] = want[f"l{i}.up.q"] = (meta["intermediate"], h)
+        want[f"l{i}.down.q"] = (h, meta["intermediate"])
+    for name, shape in want.items():
+        arr = arrays.get(name)
+        if arr is None or tuple(arr.shape) != shape:
+            return f"tensor {name!r} is missing or has the wrong shape"
+        if name.endswith(".q"):
+            base = name[:-2]
+            for part in (".m", ".sh"):
+                extra = arrays.get(base + part)
+                if extra is None or tuple(extra.shape) != (shape[0],):
+                    return f"tensor {base + part!r} is missing or has the wrong shape"
+            sh = np.asarray(arrays[base + ".sh"])
+            if sh.size and (sh.min() < 1 or sh.max() > 62):
+                return f"tensor {base + '.sh'!r} holds shifts outside 1..62"
+    off = arrays.get("tokens.offsets")
+    raw = arrays.get("tokens.bytes")
+    if off is None or raw is None or off.shape != (v + 1,) or off[0] != 0 or off[-1] != raw.shape[0]:
+        return "token table is invalid"
+    if np.any(np.diff(np.asarray(off)) < 0):
+        return "token table is invalid"
+    for table in ("table.exp", "table.sigmoid"):
+        if table not in arrays or arrays[table].ndim != 1 or arrays[table].shape[0] < 2:
+            return f"table {table!r} is missing"
+    merges = arrays.get("tokens.merges")
+    if merges is None or merges.ndim != 2 or (merges.size and (merges.min() < 0 or merges.max() >= v)):
+        return "merge table is invalid"
+    return None

@@ -28,6 +28,16 @@ RESERVED = {"cm1", "cm2", "cm3", "nn1", "nn2"}
 
 _loaded: dict[tuple[str, str, str], LanguageModel] = {}
 _loaded_lock = threading.Lock()
+ENGINES = ("numpy", "torch", "torch-ops", "cuda")
+_default_engine = os.environ.get("NZIP_ENGINE", "numpy")
+
+
+def set_default_engine(engine: str) -> None:
+    """The engine models loaded from now on run on (``nzip --engine``; ``$NZIP_ENGINE``)."""
+    global _default_engine
+    if engine not in ENGINES and not engine.startswith("cuda:"):
+        raise StoreError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    _default_engine = engine
 
 
 class StoreError(NzipError):
@@ -120,8 +130,12 @@ def list_models() -> list[StoredModel]:
     return out
 
 
-def load(name: str, digest: bytes | None = None, *, engine: str = "numpy") -> LanguageModel:
-    """The stored model ``name`` ready to code; with ``digest``, only if it is the one an archive needs."""
+def load(name: str, digest: bytes | None = None, *, engine: str | None = None) -> LanguageModel:
+    """The stored model ``name`` ready to code; with ``digest``, only if it is the one an archive needs.
+
+    The engine changes speed, never the coded bits.
+    """
+    engine = engine or _default_engine
     entry = describe(name)
     if digest is not None and entry.digest != digest:
         raise ModelMismatchError(
