@@ -365,3 +365,28 @@ def test_model_file_with_valid_digest_but_bad_contents_is_refused(tmp_path, stor
     modelfile.write(tmp_path / "m.nzm", meta, broken)
     with pytest.raises(modelfile.ModelFileError, match="shifts"):
         LanguageModel("tiny", str(tmp_path / "m.nzm"))
+
+
+def test_sentencepiece_byte_fallback_tokens_round_trip(tmp_path):
+    """A SentencePiece-style BPE (Metaspace, <0xNN> byte fallback) spells any bytes, merging as it can."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from nzip.llm.import_hf import read_tokenizer
+    from nzip.llm.tokens import SENTENCEPIECE, TokenCodec, byte_fallback_ids, token_bytes_table
+
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE(byte_fallback=True))
+    tok.normalizer = tokenizers.normalizers.Replace(" ", "\u2581")
+    specials = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=600, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator([TEXT.decode()], trainer)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    spec = read_tokenizer(tmp_path / "tokenizer.json", 1)
+    assert spec.kind == SENTENCEPIECE
+    index = {t: i for i, t in enumerate(spec.tokens)}
+    merges = np.array([[index[a], index[b]] for a, b in spec.merges], dtype=np.int32)
+    byte_ids = frozenset(byte_fallback_ids(spec.tokens))
+    codec = TokenCodec(spec.kind, token_bytes_table(spec.tokens, spec.kind), merges, (), byte_ids)
+    for data in [*ODD_INPUTS, TEXT]:
+        ids = codec.encode(data)
+        assert ids is not None and codec.decode(ids) == data
+    assert len(codec.encode(TEXT)) < len(TEXT) * 0.7  # merges apply
+    assert set(codec.encode(b"\xff\xfe")) <= byte_ids

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .source import SourceModel
-from .tokens import TokenCodec, token_bytes_table
+from .tokens import SENTENCEPIECE, TokenCodec, byte_fallback_ids, token_bytes_table
 
 ACT_BITS = 12  # activations: Q12 integers
 SCORE_BITS = 10  # attention scores and logits: Q10 nats
@@ -121,6 +121,8 @@ def quantize(
     index = {tok: i for i, tok in enumerate(src.tokenizer.tokens)}
     merges = [(index[a], index[b]) for a, b in src.tokenizer.merges if a in index and b in index]
     arrays["tokens.merges"] = np.array(merges, dtype=np.int32).reshape(-1, 2)
+    if src.tokenizer.kind == SENTENCEPIECE:
+        arrays["tokens.byte_ids"] = np.array(byte_fallback_ids(src.tokenizer.tokens), dtype=np.int32)
     meta = {
         "arch": src.arch,
         "hidden": src.hidden,
@@ -147,7 +149,8 @@ def token_codec(meta: dict, arrays: dict[str, np.ndarray]) -> TokenCodec:
     raw = arrays["tokens.bytes"].tobytes()
     off = arrays["tokens.offsets"]
     table = [raw[off[i] : off[i + 1]] for i in range(len(off) - 1)]
-    return TokenCodec(meta["tokenizer"], table, np.asarray(arrays["tokens.merges"]), tuple(meta["patterns"]))
+    byte_ids = frozenset(int(i) for i in arrays.get("tokens.byte_ids", ()))
+    return TokenCodec(meta["tokenizer"], table, np.asarray(arrays["tokens.merges"]), tuple(meta["patterns"]), byte_ids)
 
 
 _META_INTS = ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab", "max_window", "bos")
@@ -196,6 +199,9 @@ def validate(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
     for table in ("table.exp", "table.sigmoid"):
         if table not in arrays or arrays[table].ndim != 1 or arrays[table].shape[0] < 2:
             return f"table {table!r} is missing"
+    byte_ids = arrays.get("tokens.byte_ids")
+    if byte_ids is not None and (byte_ids.ndim != 1 or (byte_ids.size and (byte_ids.min() < 0 or byte_ids.max() >= v))):
+        return "byte token table is invalid"
     merges = arrays.get("tokens.merges")
     if merges is None or merges.ndim != 2 or (merges.size and (merges.min() < 0 or merges.max() >= v)):
         return "merge table is invalid"

@@ -113,6 +113,12 @@ def token_bytes_table(tokens: Sequence[str], kind: str) -> list[bytes]:
     raise ValueError(f"unknown tokenizer kind {kind!r}")
 
 
+def byte_fallback_ids(tokens: Sequence[str]) -> list[int]:
+    """Ids of SentencePiece's ``<0xNN>`` byte tokens."""
+    pattern = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+    return [i for i, t in enumerate(tokens) if pattern.fullmatch(t)]
+
+
 def merges_from_scores(tokens: Sequence[str], scores: Sequence[float]) -> list[tuple[str, str]]:
     """SentencePiece-BPE merge order from token scores (GGUF ``llama`` tokenizers store no merge list)."""
     index = {t: i for i, t in enumerate(tokens)}
@@ -140,6 +146,7 @@ class TokenCodec:
     token_bytes: list[bytes]
     merges: np.ndarray  # (n, 2) int32 token ids, best first
     patterns: tuple[str, ...]
+    byte_tokens: frozenset[int] = frozenset()  # SentencePiece's <0xNN> ids: for raw bytes, never merged into
     _symbol: dict[str, int] = field(default_factory=dict, repr=False)
     _ranks: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict, repr=False)
     _byte_ids: list[int] = field(default_factory=list, repr=False)
@@ -148,8 +155,12 @@ class TokenCodec:
     def __post_init__(self) -> None:
         by_bytes: dict[bytes, int] = {}
         for i, b in enumerate(self.token_bytes):
-            by_bytes.setdefault(b, i)
+            if i not in self.byte_tokens:
+                by_bytes.setdefault(b, i)
         self._byte_ids = [by_bytes.get(bytes([b]), -1) for b in range(256)]
+        for i in self.byte_tokens:
+            if len(self.token_bytes[i]) == 1:
+                self._byte_ids[self.token_bytes[i][0]] = i
         self._compiled = [re.compile(p) for p in self.patterns]
         for rank, (a, b) in enumerate(self.merges.tolist()):
             merged = by_bytes.get(self.token_bytes[a] + self.token_bytes[b])
@@ -160,7 +171,7 @@ class TokenCodec:
                 text = b.decode("utf-8")
             except UnicodeDecodeError:
                 continue
-            if len(text) == 1:
+            if len(text) == 1 and i not in self.byte_tokens:
                 self._symbol.setdefault(text, i)
 
     @property
