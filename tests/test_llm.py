@@ -390,3 +390,24 @@ def test_sentencepiece_byte_fallback_tokens_round_trip(tmp_path):
         assert ids is not None and codec.decode(ids) == data
     assert len(codec.encode(TEXT)) < len(TEXT) * 0.7  # merges apply
     assert set(codec.encode(b"\xff\xfe")) <= byte_ids
+
+
+def test_frames_threads_streaming_and_salvage(store_env):
+    from nzip.recover import salvage
+
+    m = _tokens_model(store_env)
+    data = TEXT[:4096]
+    one = nzip.compress(data, model=m, frame_size=1024)
+    assert nzip.compress(data, model=m, frame_size=1024, threads=2) == one
+    comp = nzip.Compressor(model=m, frame_size=1024)
+    pieces = b"".join(comp.compress(data[i : i + 333]) for i in range(0, len(data), 333)) + comp.flush()
+    assert pieces == one
+    assert nzip.decompress(one, threads=2) == data
+    damaged = bytearray(one)
+    damaged[len(one) // 2] ^= 0x10  # inside the second or third frame's payload
+    out: list[bytes] = []
+    damages = salvage(bytes(damaged), out.append)
+    assert len(damages) == 1
+    restored = b"".join(out)
+    assert len(restored) == len(data)
+    assert sum(a == b for a, b in zip(restored, data, strict=True)) >= 3072  # three of four frames intact
