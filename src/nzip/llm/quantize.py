@@ -18,10 +18,12 @@ output is stored and every later computation is integer.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .source import SourceModel
-from .tokens import SENTENCEPIECE, TokenCodec, byte_fallback_ids, token_bytes_table
+from .tokens import BYTE_LEVEL, SENTENCEPIECE, TokenCodec, byte_fallback_ids, token_bytes_table
 
 ACT_BITS = 12  # activations: Q12 integers
 SCORE_BITS = 10  # attention scores and logits: Q10 nats
@@ -153,6 +155,9 @@ def token_codec(meta: dict, arrays: dict[str, np.ndarray]) -> TokenCodec:
     return TokenCodec(meta["tokenizer"], table, np.asarray(arrays["tokens.merges"]), tuple(meta["patterns"]), byte_ids)
 
 
+_INT_KINDS = {"tokens.offsets": "iu", "tokens.bytes": "u", "tokens.merges": "iu", "tokens.byte_ids": "iu",
+              "table.exp": "iu", "table.sigmoid": "iu", "rope.cos": "i", "rope.sin": "i", "embed.q": "i",
+              "output.q": "i", "embed.m": "iu", "embed.sh": "iu", "output.m": "iu", "output.sh": "iu"}  # fmt: skip
 _META_INTS = ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab", "max_window", "bos")
 
 
@@ -161,8 +166,16 @@ def validate(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
     for key in _META_INTS:
         if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool) or meta[key] < 0:
             return f"meta field {key!r} is missing or invalid"
-    if meta.get("act_bits", 12) not in (8, 12) or not isinstance(meta.get("patterns", []), list):
-        return "meta field 'act_bits' or 'patterns' is invalid"
+    if meta.get("act_bits", 12) not in (8, 12) or meta.get("tokenizer") not in (BYTE_LEVEL, SENTENCEPIECE):
+        return "meta field 'act_bits' or 'tokenizer' is invalid"
+    patterns = meta.get("patterns")
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        return "meta field 'patterns' is invalid"
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error:
+            return "meta field 'patterns' holds an invalid pattern"
     h, v, d, w = meta["hidden"], meta["vocab"], meta["head_dim"], meta["max_window"]
     if not (0 < h <= 8192 and 0 < v and 0 < d and d % 2 == 0 and 0 < w and meta["heads"] > 0 and meta["bos"] < v):
         return "model shape is invalid"
@@ -182,17 +195,31 @@ def validate(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
         if arr is None or tuple(arr.shape) != shape:
             return f"tensor {name!r} is missing or has the wrong shape"
         if name.endswith(".q"):
+            if arr.dtype != np.int8:
+                return f"tensor {name!r} is not int8"
             base = name[:-2]
             for part in (".m", ".sh"):
                 extra = arrays.get(base + part)
                 if extra is None or tuple(extra.shape) != (shape[0],):
                     return f"tensor {base + part!r} is missing or has the wrong shape"
-            sh = np.asarray(arrays[base + ".sh"])
+            sh, m = np.asarray(arrays[base + ".sh"]), np.asarray(arrays[base + ".m"])
+            if sh.dtype.kind not in "iu" or m.dtype.kind not in "iu":
+                return f"tensor {base!r} has non-integer scales"
             if sh.size and (sh.min() < 1 or sh.max() > 62):
                 return f"tensor {base + '.sh'!r} holds shifts outside 1..62"
+            if m.size and (m.min() < 0 or m.max() >= 1 << 15):
+                return f"tensor {base + '.m'!r} holds multipliers outside 0..2**15-1"
+    for name, arr in arrays.items():
+        if name.endswith(".bias") and (arr.dtype.kind != "i" or arr.shape != arrays.get(name[:-5] + ".m", arr).shape):
+            return f"tensor {name!r} is invalid"
+    for name, kind in _INT_KINDS.items():
+        if name in arrays and arrays[name].dtype.kind not in kind:
+            return f"tensor {name!r} has dtype {arrays[name].dtype}"
     off = arrays.get("tokens.offsets")
     raw = arrays.get("tokens.bytes")
-    if off is None or raw is None or off.shape != (v + 1,) or off[0] != 0 or off[-1] != raw.shape[0]:
+    if off is None or raw is None or off.ndim != 1 or raw.ndim != 1:
+        return "token table is invalid"
+    if off.shape != (v + 1,) or off[0] != 0 or off[-1] != raw.shape[0]:
         return "token table is invalid"
     if np.any(np.diff(np.asarray(off)) < 0):
         return "token table is invalid"
