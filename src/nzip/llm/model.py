@@ -41,7 +41,7 @@ DEFAULT_OVERLAP = 128
 MAX_LANES = 64
 MIN_LANE_TOKENS = 256  # tokens per lane before another lane is worth it
 CACHE_BUDGET = 2 << 30  # bytes of KV cache one frame may use
-SCRATCH_BUDGET = 96 << 20  # bytes of logits and attention scores per encoder call
+SCRATCH_BUDGET = 384 << 20  # bytes of logits and attention scores per encoder call
 FALLBACK = CM_MODELS[3]
 
 
