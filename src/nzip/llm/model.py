@@ -154,12 +154,13 @@ class LanguageModel(Model):
         arr = np.asarray(ids, dtype=np.int64)
         return [arr[i : i + lane_len] for i in range(0, len(ids), lane_len)]
 
-    def _segments(self, longest: int) -> list[tuple[int, int, int]]:
+    @staticmethod
+    def _segments(longest: int, window: int, overlap: int) -> list[tuple[int, int, int]]:
         """``(context, first, end)`` per window: inputs ``[context, end)`` predict targets ``[first, end)``."""
         out, first = [], 0
         while first < longest:
-            ctx = first - self.overlap if first else 0
-            end = min(longest, ctx + self.window)
+            ctx = first - overlap if first else 0
+            end = min(longest, ctx + window)
             out.append((ctx, first, end))
             first = end
         return out
@@ -181,7 +182,7 @@ class LanguageModel(Model):
         cum = np.empty(self.meta["vocab"] + 1, dtype=np.int64)
         vocab = self.meta["vocab"]
         chunk = max(1, SCRATCH_BUDGET // (n_lanes * 8 * max(vocab, self.meta["heads"] * self.window)))
-        for ctx, first, end in self._segments(longest):
+        for ctx, first, end in self._segments(longest, self.window, self.overlap):
             cache = engine.new_cache(n_lanes, self.window)
             if first > ctx:
                 engine.forward(cache, inputs[:, ctx:first], logits="none")
@@ -226,12 +227,7 @@ class LanguageModel(Model):
         return data[:size].ljust(size, b"\0")
 
     def _decode_lanes(self, coded: bytes, counts: list[int], window: int, overlap: int) -> list[list[int]]:
-        saved = self.window, self.overlap
-        self.window, self.overlap = window, overlap
-        try:
-            segments = self._segments(counts[0])
-        finally:
-            self.window, self.overlap = saved
+        segments = self._segments(counts[0], window, overlap)
         engine = self.engine
         n_lanes, vocab, bos = len(counts), self.meta["vocab"], self.meta["bos"]
         src = np.frombuffer(coded, dtype=np.uint8)
