@@ -70,6 +70,7 @@ def run(name: str, paths: list[Path], float_source: str | None, engine: str, who
     tokens_only = LanguageModel(name, str(model.path), engine=engine, fallback=False)
     print(f"model {model.description}; digest {model.digest.hex()}; engine {engine}")
     print("bits/byte: archive (fallback frames allowed), token frames only, ideal integer, ideal float; -3, -6")
+    total = np.zeros(7)  # bytes, archive, token frames, ideal integer, ideal float, -3, -6
     for path in paths:
         data = path.read_bytes()
         n = len(data)
@@ -80,6 +81,7 @@ def run(name: str, paths: list[Path], float_source: str | None, engine: str, who
         tok_blob = codec.compress(data, model=tokens_only)
         int_bits, float_bits = ideal_bits(model, ids, float_source)
         l3, l6 = (len(codec.compress(data, level)) for level in (3, 6))
+        total += (n, 8 * len(blob), 8 * len(tok_blob), int_bits, float_bits or 0.0, 8 * l3, 8 * l6)
         fl = f"{float_bits / n:.4f} ({100 * (int_bits / float_bits - 1):+.2f}%)" if float_bits else "-"
         print(
             f"{path.name}: {n} bytes, {len(ids)} tokens ({n / max(1, len(ids)):.2f} bytes/token): "
@@ -94,4 +96,11 @@ def run(name: str, paths: list[Path], float_source: str | None, engine: str, who
             cs = _process_seconds(["--model", name, "-c", "-q"], data)
             ds = _process_seconds(["-d", "-c", "-q"], blob)
             print(f"    whole process: compress {n / cs / 1e3:.2f} KB/s, decompress {n / ds / 1e3:.2f} KB/s")
+    if len(paths) > 1:
+        n, bits = total[0], total[1:] / total[0]
+        fl = f"{bits[3]:.4f} ({100 * (total[3] / total[4] - 1):+.2f}%)" if total[4] else "-"
+        print(
+            f"total: {int(n)} bytes (total bits over total bytes): {bits[0]:.4f} {bits[1]:.4f} {bits[2]:.4f} {fl}; "
+            f"{bits[4]:.4f} {bits[5]:.4f}"
+        )
     return 0
