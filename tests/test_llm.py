@@ -20,6 +20,7 @@ import pytest
 import nzip
 from nzip.errors import ModelMismatchError
 from nzip.llm import coding, modelfile, store
+from nzip.llm.engine import NumpyBackend
 from nzip.llm.importer import import_model
 from nzip.llm.model import MODE_FALLBACK, MODE_TOKENS, LanguageModel
 from nzip.llm.source import UnsupportedModelError
@@ -124,8 +125,9 @@ def test_fallback_codes_binary_data_with_context_mixing(store_env):
     assert store.load("tiny").decode(payload, len(data)) == data
 
 
-def test_window_pass_and_steps_give_identical_logits(store_env):
-    engine = store.load("tiny").engine
+@pytest.mark.parametrize("arithmetic", [1, 2])
+def test_window_pass_and_steps_give_identical_logits(store_env, arithmetic):
+    engine = _tokens_model(store_env, arithmetic=arithmetic).engine
     toks = np.random.default_rng(3).integers(0, 2048, (3, 50))
     whole = engine.forward(engine.new_cache(3, 64), toks)
     cache = engine.new_cache(3, 64)
@@ -136,20 +138,49 @@ def test_window_pass_and_steps_give_identical_logits(store_env):
     assert np.array_equal(whole, steps) and np.array_equal(whole, parts) and np.array_equal(whole, alone)
 
 
-def test_numpy_and_torch_engines_give_identical_archives(store_env):
+@pytest.mark.parametrize("arithmetic", [1, 2])
+def test_numpy_and_torch_engines_give_identical_archives(store_env, arithmetic):
     pytest.importorskip("torch")
-    a = nzip.compress(TEXT[:2500], model=_tokens_model(store_env))
-    b = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="torch"))
-    c = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="torch-ops"))  # what a GPU runs
-    assert a == b == c
+    a = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, arithmetic=arithmetic))
+    b = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="torch", arithmetic=arithmetic))
+    gpu = _tokens_model(store_env, engine="torch-ops", arithmetic=arithmetic)  # what a GPU runs
+    assert a == b == nzip.compress(TEXT[:2500], model=gpu)
+
+
+def test_attention_kernel_matches_tensor_formulas_at_the_bounds():
+    """The compiled attention and its tensor form (what torch and CUDA run) give the same integers."""
+    from nzip.llm import attention
+    from nzip.llm.engine import Engine
+
+    rng = np.random.default_rng(7)
+    lanes, heads, kv_heads, d, window, start, t = 3, 6, 2, 64, 96, 40, 9
+    lim = attention.LEVELS
+    kq, vq = (rng.choice([-lim, -1, 0, 1, lim], size=(lanes, kv_heads, window, d)).astype(np.int16) for _ in "kv")
+    top = ((attention.CLIP_ROW << 16) + lim // 2) // lim  # the largest scale quantize_heads gives
+    kr, vr = (rng.integers(1, top + 1, (lanes, kv_heads, window)) for _ in "kv")
+    qq = rng.choice([-lim, lim, 3], size=(lanes, t, heads, d)).astype(np.int16)
+    qr = rng.integers(1, top + 1, (lanes, t, heads))
+    exp = np.rint(65536 * np.exp(-np.arange(24 << 10) / 1024)).astype(np.int64)
+    engine = Engine.__new__(Engine)
+    engine.xp, engine.exp, engine.exp_len = NumpyBackend(), exp, len(exp)
+    engine.heads, engine.kv_heads, engine.head_dim, engine.inv_sqrt_d = heads, kv_heads, d, round(65536 / d**0.5)
+    args = (qq, qr, kq, kr, vq, vr, start)
+    want = engine._attend_tensors(*args)
+    got = engine.xp.attend(*args, engine.inv_sqrt_d, exp)
+    assert np.array_equal(got, want) and np.abs(got).max() > 1 << 16
+    x = rng.integers(-(1 << 22), 1 << 22, (50, d))
+    x[0], x[1] = 0, attention.CLIP_ROW
+    xq, xr = engine.xp.quantize_heads(x)
+    assert np.abs(xq).max() == lim and xr.max() <= top
 
 
 @pytest.mark.skipif(
     "not __import__('importlib').util.find_spec('torch') or not __import__('torch').cuda.is_available()"
 )
-def test_cuda_engine_matches_cpu(store_env):
-    a = nzip.compress(TEXT[:2500], model=_tokens_model(store_env))
-    assert nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="cuda")) == a
+@pytest.mark.parametrize("arithmetic", [1, 2])
+def test_cuda_engine_matches_cpu(store_env, arithmetic):
+    a = nzip.compress(TEXT[:2500], model=_tokens_model(store_env, arithmetic=arithmetic))
+    assert nzip.compress(TEXT[:2500], model=_tokens_model(store_env, engine="cuda", arithmetic=arithmetic)) == a
 
 
 _DIGEST_SCRIPT = """
@@ -164,7 +195,9 @@ def test_archives_identical_across_blas_threads_and_instruction_sets(store_env, 
     sample = tmp_path / "sample.txt"
     sample.write_bytes(TEXT[:2000])
     results = set()
-    for env in ({"OPENBLAS_NUM_THREADS": "1"}, {"OPENBLAS_NUM_THREADS": "2"}, {"NUMBA_CPU_NAME": "generic"}):
+    variants = ({"OPENBLAS_NUM_THREADS": "1"}, {"OPENBLAS_NUM_THREADS": "2"}, {"NUMBA_NUM_THREADS": "1"},
+                {"NUMBA_CPU_NAME": "generic"})  # fmt: skip
+    for env in variants:
         full = {**os.environ, **env, "NUMBA_CACHE_DIR": str(tmp_path / env.popitem()[0])}
         out = subprocess.run(
             [sys.executable, "-c", _DIGEST_SCRIPT, str(store_env / "tiny.nzm"), str(sample)],
@@ -211,10 +244,12 @@ def test_integer_engine_within_one_percent_of_float(store_env):
     assert int_bits < float_bits * 1.01
 
 
-def test_golden_archive(store_env):
-    golden = (FIXTURE / "golden-tiny.nz").read_bytes()
+@pytest.mark.parametrize("arithmetic", [1, 2])
+def test_golden_archive(store_env, arithmetic):
+    """Archives of every engine arithmetic decode forever (and the encoder still makes them)."""
+    golden = (FIXTURE / ("golden-tiny.nz" if arithmetic == 1 else f"golden-tiny-a{arithmetic}.nz")).read_bytes()
     assert nzip.decompress(golden) == TEXT[:3000]
-    assert nzip.compress(TEXT[:3000], model=_tokens_model(store_env)) == golden
+    assert nzip.compress(TEXT[:3000], model=_tokens_model(store_env, arithmetic=arithmetic)) == golden
 
 
 def _cli(*args, env_dir, **kw):

@@ -66,6 +66,7 @@ def _process_seconds(argv: list[str], stdin: bytes) -> float:
 
 
 def run(name: str, paths: list[Path], float_source: str | None, engine: str, whole_process: bool) -> int:
+    store.set_default_engine(engine)  # decompression finds the model through the store
     model = store.load(name, engine=engine)
     tokens_only = LanguageModel(name, str(model.path), engine=engine, fallback=False)
     print(f"model {model.description}; digest {model.digest.hex()}; engine {engine}")
@@ -78,7 +79,9 @@ def run(name: str, paths: list[Path], float_source: str | None, engine: str, who
         blob, c_s = _timed(lambda d=data: codec.compress(d, model=model))
         back, d_s = _timed(lambda b=blob: codec.decompress(b))
         assert back == data, f"{path}: round trip failed"
-        tok_blob = codec.compress(data, model=tokens_only)
+        tok_blob, tc_s = _timed(lambda d=data: codec.compress(d, model=tokens_only))
+        tok_back, td_s = _timed(lambda b=tok_blob: codec.decompress(b))
+        assert tok_back == data, f"{path}: round trip of the token frames failed"
         int_bits, float_bits = ideal_bits(model, ids, float_source)
         l3, l6 = (len(codec.compress(data, level)) for level in (3, 6))
         total += (n, 8 * len(blob), 8 * len(tok_blob), int_bits, float_bits or 0.0, 8 * l3, 8 * l6)
@@ -88,10 +91,11 @@ def run(name: str, paths: list[Path], float_source: str | None, engine: str, who
             f"{8 * len(blob) / n:.4f} {8 * len(tok_blob) / n:.4f} {int_bits / n:.4f} {fl}; "
             f"{8 * l3 / n:.4f} {8 * l6 / n:.4f}"
         )
-        print(
-            f"    in process: compress {len(ids) / c_s:.0f} tokens/s {n / c_s / 1e3:.2f} KB/s, "
-            f"decompress {len(ids) / d_s:.0f} tokens/s {n / d_s / 1e3:.2f} KB/s"
-        )
+        for what, cs, ds in (("archive", c_s, d_s), ("token frames", tc_s, td_s)):
+            print(
+                f"    in process, {what}: compress {len(ids) / cs:.0f} tokens/s {n / cs / 1e3:.2f} KB/s, "
+                f"decompress {len(ids) / ds:.0f} tokens/s {n / ds / 1e3:.2f} KB/s"
+            )
         if whole_process:
             cs = _process_seconds(["--model", name, "-c", "-q"], data)
             ds = _process_seconds(["-d", "-c", "-q"], blob)

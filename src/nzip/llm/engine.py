@@ -42,6 +42,13 @@ CLIP_QKV = 1 << 20  # queries, keys and values entering attention
 CLIP_ACC = 1 << 47  # product sums before rescaling (keeps acc * m inside int64)
 MS_LIMIT = (1 << 46) - 1
 NEG = -(1 << 40)
+ARITHMETICS = (1, 2)  # 1: Q12 attention over a float64 cache; 2: quantized rows (.attention)
+
+
+def cache_bytes_per_lane(meta: dict, window: int, arithmetic: int) -> int:
+    """KV cache memory of one lane."""
+    rows = meta["layers"] * meta["kv_heads"] * window
+    return 2 * rows * (8 * meta["head_dim"] if arithmetic == 1 else 2 * meta["head_dim"] + 8)
 
 
 class NumpyBackend:
@@ -55,8 +62,28 @@ class NumpyBackend:
     def zeros(self, shape: tuple, float64: bool = False):
         return np.zeros(shape, dtype=np.float64 if float64 else np.int64)
 
+    def zeros16(self, shape: tuple):
+        return np.zeros(shape, dtype=np.int16)
+
     def tokens(self, t: np.ndarray):
         return np.asarray(t, dtype=np.int64)
+
+    def quantize_heads(self, x):
+        """Quantized rows of ``x`` and their scales (:func:`.attention.quantize_heads`)."""
+        from . import attention
+
+        x = np.ascontiguousarray(x)
+        xq = np.empty(x.shape, dtype=np.int16)
+        xr = np.empty(x.shape[0], dtype=np.int64)
+        attention.quantize_heads(x, xq, xr)
+        return xq, xr
+
+    def attend(self, qq, qr, kq, kr, vq, vr, start: int, isd: int, exp):
+        from . import attention
+
+        out = np.empty(qq.shape, dtype=np.int64)
+        attention.attend(np.ascontiguousarray(qq), np.ascontiguousarray(qr), kq, kr, vq, vr, start, isd, exp, out)
+        return out
 
     def matmul_exact(self, a, b):
         """``a @ b`` for integer-valued float64 operands whose sums stay below 2**53; int64 result."""
@@ -159,17 +186,27 @@ class Linear:
 
 @dataclass
 class Cache:
-    """Keys and values of every layer for a batch of lanes: ``(lanes, kv_heads, window, head_dim)`` each."""
+    """Keys and values of every layer for a batch of lanes: ``(lanes, kv_heads, window, head_dim)`` each.
+
+    Arithmetic 1 holds them as float64 Q12; arithmetic 2 as int16 rows with
+    their scales ``kr``, ``vr`` ``(lanes, kv_heads, window)`` (:mod:`.attention`).
+    """
 
     k: list
     v: list
     length: int = 0
+    kr: list | None = None
+    vr: list | None = None
 
 
 class Engine:
     """The forward pass of one stored model on one backend."""
 
-    def __init__(self, meta: dict, arrays: dict[str, np.ndarray], backend: object | None = None) -> None:
+    def __init__(self, meta: dict, arrays: dict[str, np.ndarray], backend: object | None = None,
+                 arithmetic: int = 2) -> None:  # fmt: skip
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"unknown engine arithmetic {arithmetic}")
+        self.arithmetic = arithmetic
         self.meta = meta
         self.xp = xp = backend or NumpyBackend()
         self.hidden, self.layers = meta["hidden"], meta["layers"]
@@ -219,16 +256,19 @@ class Engine:
 
     def cache_bytes(self, lanes: int, window: int) -> int:
         """Memory one :class:`Cache` takes."""
-        return 2 * 8 * self.layers * lanes * self.kv_heads * window * self.head_dim
+        return lanes * cache_bytes_per_lane(self.meta, window, self.arithmetic)
 
     def new_cache(self, lanes: int, window: int) -> Cache:
         if not 1 <= window <= self.max_window:
             raise ValueError(f"window must be between 1 and {self.max_window}")
         shape = (lanes, self.kv_heads, window, self.head_dim)
-        xp = self.xp
+        xp, n = self.xp, self.layers
+        if self.arithmetic == 1:
+            return Cache([xp.zeros(shape, True) for _ in range(n)], [xp.zeros(shape, True) for _ in range(n)])
         return Cache(
-            [xp.zeros(shape, True) for _ in range(self.layers)], [xp.zeros(shape, True) for _ in range(self.layers)]
-        )
+            [xp.zeros16(shape) for _ in range(n)], [xp.zeros16(shape) for _ in range(n)],
+            kr=[xp.zeros(shape[:3]) for _ in range(n)], vr=[xp.zeros(shape[:3]) for _ in range(n)],
+        )  # fmt: skip
 
     def _linear(self, x, lin: Linear):
         xp = self.xp
@@ -263,7 +303,47 @@ class Engine:
         return self.xp.clip(self.xp.cat(a, b), -CLIP_QKV, CLIP_QKV)
 
     def _attention(self, q, k, v, cache: Cache, layer: int):
-        """q: (L, T, H, d), k/v: (L, T, KVH, d) after rotary; appends k/v to the cache."""
+        """q: (L, T, H, d), k/v: (L, T, KVH, d) after rotary; appends k/v to the cache; (L*T, H*d)."""
+        if self.arithmetic == 1:
+            return self._attention_q12(q, k, v, cache, layer)
+        xp = self.xp
+        lanes, t, d = q.shape[0], q.shape[1], self.head_dim
+        start, end = cache.length, cache.length + t
+        qq, qr = xp.quantize_heads(q.reshape(-1, d))
+        for x, dst, dst_r in ((k, cache.k[layer], cache.kr[layer]), (v, cache.v[layer], cache.vr[layer])):
+            xq, xr = xp.quantize_heads(x.reshape(-1, d))
+            dst[:, :, start:end] = xp.transpose(xq.reshape(lanes, t, self.kv_heads, d), (0, 2, 1, 3))
+            dst_r[:, :, start:end] = xp.transpose(xr.reshape(lanes, t, self.kv_heads), (0, 2, 1))
+        qq, qr = qq.reshape(lanes, t, self.heads, d), qr.reshape(lanes, t, self.heads)
+        args = (qq, qr, cache.k[layer], cache.kr[layer], cache.v[layer], cache.vr[layer], start)
+        attend = getattr(xp, "attend", None)
+        out = attend(*args, self.inv_sqrt_d, self.exp) if attend else self._attend_tensors(*args)
+        return out.reshape(lanes * t, self.heads * d)
+
+    def _attend_tensors(self, qq, qr, kq, kr, vq, vr, start: int):
+        """:func:`.attention.attend` in tensor operations (float64 products of integers, exact)."""
+        xp = self.xp
+        lanes, t, d = qq.shape[0], qq.shape[1], self.head_dim
+        end, groups = start + t, self.heads // self.kv_heads
+        qg = xp.transpose(qq.reshape(lanes, t, self.kv_heads, groups, d), (0, 2, 3, 1, 4))
+        qg = xp.to_float(xp.contiguous(qg).reshape(lanes, self.kv_heads, groups * t, d))
+        rg = xp.transpose(qr.reshape(lanes, t, self.kv_heads, groups), (0, 2, 3, 1))
+        qf = (xp.contiguous(rg).reshape(lanes, self.kv_heads, groups * t, 1) * self.inv_sqrt_d + (1 << 15)) >> 16
+        acc = xp.matmul_exact(qg, xp.transpose(xp.to_float(kq[:, :, :end]), (0, 1, 3, 2)))
+        u = (acc * kr[:, :, None, :end] + (1 << 15)) >> 16
+        scores = (u * qf + (1 << 29)) >> 30
+        rows = (xp.arange(groups * t) % t + start)[:, None]
+        scores = xp.where(xp.arange(end)[None, :] <= rows, scores, NEG)
+        e = xp.take(self.exp, xp.clip(xp.amax(scores, -1) - scores, 0, self.exp_len - 1))
+        den = xp.sum(e, -1)
+        w = (e * vr[:, :, None, :end] + (1 << 15)) >> 16
+        num = xp.matmul_exact(xp.to_float(w), xp.to_float(vq[:, :, :end]))
+        out = (2 * num + den) // (2 * den)  # (L, KVH, G*T, d)
+        out = xp.transpose(out.reshape(lanes, self.kv_heads, groups, t, d), (0, 3, 1, 2, 4))
+        return xp.contiguous(out).reshape(lanes, t, self.heads, d)
+
+    def _attention_q12(self, q, k, v, cache: Cache, layer: int):
+        """Arithmetic 1: Q12 queries, keys and values in float64 products."""
         xp = self.xp
         lanes, t = q.shape[0], q.shape[1]
         start, end = cache.length, cache.length + t

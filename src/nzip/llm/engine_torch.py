@@ -60,6 +60,8 @@ class TorchBackend:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA is not available")
         self.int_mm = self.kernels and _int_mm_is_exact(torch)
+        if self.kernels:
+            self.attend = self._attend_kernel  # the engine uses tensor operations where this is absent
 
     def asarray(self, a, float64: bool = False):
         t = self.torch
@@ -68,6 +70,36 @@ class TorchBackend:
     def zeros(self, shape: tuple, float64: bool = False):
         t = self.torch
         return t.zeros(shape, dtype=t.float64 if float64 else t.int64, device=self.device)
+
+    def zeros16(self, shape: tuple):
+        return self.torch.zeros(shape, dtype=self.torch.int16, device=self.device)
+
+    def quantize_heads(self, x):
+        """Quantized rows and their scales: :func:`.attention.quantize_heads`, operation for operation."""
+        from . import attention
+
+        t = self.torch
+        if self.kernels:
+            x = x.contiguous()
+            xq = t.empty(x.shape, dtype=t.int16)
+            xr = t.empty(x.shape[0], dtype=t.int64)
+            attention.quantize_heads(x.numpy(), xq.numpy(), xr.numpy())
+            return xq, xr
+        levels, clip = attention.LEVELS, attention.CLIP_ROW
+        x = t.clamp(x, -clip, clip)
+        amax = t.clamp(x.abs().amax(dim=-1, keepdim=True), 1, clip)
+        r = t.div(t.full_like(amax, levels << 31), amax, rounding_mode="floor")
+        xq = ((x * r + (1 << 30)) >> 31).to(t.int16)
+        xr = t.div((amax << 16) + levels // 2, levels, rounding_mode="floor")
+        return xq, xr[:, 0]
+
+    def _attend_kernel(self, qq, qr, kq, kr, vq, vr, start: int, isd: int, exp):
+        from . import attention
+
+        out = self.torch.empty(qq.shape, dtype=self.torch.int64)
+        args = [a.contiguous().numpy() for a in (qq, qr)] + [a.numpy() for a in (kq, kr, vq, vr)]
+        attention.attend(*args, start, isd, exp.numpy(), out.numpy())
+        return out
 
     def tokens(self, tok: np.ndarray):
         return self.asarray(np.asarray(tok, dtype=np.int64))

@@ -29,11 +29,12 @@ from ..errors import NzipError
 from ..models.base import Model, digest_of
 from ..models.cm import LEVEL_MODELS as CM_MODELS
 from . import coding, modelfile
-from .engine import Engine
+from .engine import ARITHMETICS, Engine, cache_bytes_per_lane
 from .quantize import token_codec, validate
 
-#: Bump when a change to the engine or this driver changes coded bits.
-ENGINE_VERSION = 1
+#: The engine arithmetic new archives use; a change to the engine or this driver that changes coded
+#: bits is a new arithmetic, and the old ones stay, so that every archive ever made still decodes.
+ARITHMETIC = 2
 MODE_TOKENS = 1
 MODE_FALLBACK = 2
 DEFAULT_WINDOW = 512
@@ -71,17 +72,26 @@ class EngineError(NzipError):
     """The requested engine cannot run here (PyTorch missing, no GPU)."""
 
 
-def archive_digest(file_digest: str) -> bytes:
-    """The digest archives record for a model file whose content digest is ``file_digest`` (hex)."""
-    return digest_of(b"nzip.llm", ENGINE_VERSION.to_bytes(4, "little"), bytes.fromhex(file_digest))
+def archive_digest(file_digest: str, arithmetic: int = ARITHMETIC) -> bytes:
+    """The digest archives record for a model file (content digest ``file_digest``, hex) run in ``arithmetic``."""
+    return digest_of(b"nzip.llm", arithmetic.to_bytes(4, "little"), bytes.fromhex(file_digest))
+
+
+def arithmetic_of(file_digest: str, digest: bytes) -> int | None:
+    """Which arithmetic an archive's model ``digest`` asks of this model file; None: not this file."""
+    return next((a for a in ARITHMETICS if archive_digest(file_digest, a) == digest), None)
 
 
 class LanguageModel(Model):
     """A model file from the store, run by the integer engine."""
 
     def __init__(self, name: str, path: str, *, engine: str = "numpy", window: int = DEFAULT_WINDOW,
-                 overlap: int = DEFAULT_OVERLAP, verify: bool = True, fallback: bool = True) -> None:  # fmt: skip
+                 overlap: int = DEFAULT_OVERLAP, verify: bool = True, fallback: bool = True,
+                 arithmetic: int = ARITHMETIC) -> None:  # fmt: skip
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"unknown engine arithmetic {arithmetic}")
         self.name = name
+        self.arithmetic = arithmetic
         self.path = str(path)
         self.meta, self._arrays, self.file_digest = modelfile.read(path, verify=verify)
         problem = validate(self.meta, self._arrays)
@@ -97,7 +107,7 @@ class LanguageModel(Model):
 
     @property
     def digest(self) -> bytes:
-        return archive_digest(self.file_digest)
+        return archive_digest(self.file_digest, self.arithmetic)
 
     @property
     def description(self) -> str:
@@ -121,17 +131,16 @@ class LanguageModel(Model):
                         ) from None
                     except RuntimeError as e:
                         raise EngineError(f"engine '{self.engine_name}': {e}") from None
-                self._engine = Engine(self.meta, self._arrays, backend)
+                self._engine = Engine(self.meta, self._arrays, backend, self.arithmetic)
             return self._engine
 
     def lane_count(self, tokens: int) -> int:
         """How many lanes the encoder uses for a frame of ``tokens`` tokens."""
-        per_lane = 2 * 8 * self.meta["layers"] * self.meta["kv_heads"] * self.meta["head_dim"] * self.window
+        per_lane = cache_bytes_per_lane(self.meta, self.window, self.arithmetic)
         return max(1, min(MAX_LANES, tokens // MIN_LANE_TOKENS, CACHE_BUDGET // per_lane))
 
     def memory_usage(self, frame_size: int) -> int:
-        m = self.meta
-        per_lane = 2 * 8 * m["layers"] * m["kv_heads"] * m["head_dim"] * self.window
+        per_lane = cache_bytes_per_lane(self.meta, self.window, self.arithmetic)
         return FALLBACK.memory_usage(frame_size) + min(CACHE_BUDGET, MAX_LANES * per_lane) + 2 * SCRATCH_BUDGET
 
     # -- encoding ------------------------------------------------------------------------------

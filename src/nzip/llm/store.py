@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import ModelMismatchError, NzipError
 from . import modelfile
-from .model import LanguageModel, archive_digest
+from .model import ARITHMETIC, LanguageModel, archive_digest, arithmetic_of
 
 SUFFIX = ".nzm"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
@@ -89,10 +89,11 @@ class StoredModel:
     meta: dict
     info: dict
     file_digest: str
+    arithmetic: int = ARITHMETIC  # the engine arithmetic new archives use
 
     @property
     def digest(self) -> bytes:
-        return archive_digest(self.file_digest)
+        return archive_digest(self.file_digest, self.arithmetic)
 
     @property
     def parameters(self) -> int:
@@ -137,17 +138,18 @@ def load(name: str, digest: bytes | None = None, *, engine: str | None = None) -
     """
     engine = engine or _default_engine
     entry = describe(name)
-    if digest is not None and entry.digest != digest:
+    arithmetic = entry.arithmetic if digest is None else arithmetic_of(entry.file_digest, digest)
+    if arithmetic is None:
         raise ModelMismatchError(
             f"archive needs model '{name}' with digest {digest.hex()}, but the stored '{name}' has digest "
             f"{entry.digest.hex()} (a different model or version); import the right one under this name"
         )
-    key = (str(entry.path), entry.file_digest, engine)
+    key = (str(entry.path), entry.file_digest, engine, arithmetic)
     with _loaded_lock:
         model = _loaded.get(key)
         if model is None:
             try:
-                model = LanguageModel(name, str(entry.path), engine=engine)
+                model = LanguageModel(name, str(entry.path), engine=engine, arithmetic=arithmetic)
             except modelfile.ModelFileError as e:
                 raise StoreError(f"model '{name}' ({entry.path}): {e}") from None
             _loaded[key] = model
