@@ -92,3 +92,44 @@ def test_q8_0_gguf_imports_close_to_the_float_weights(tmp_path):
     for name, w in f16.tensors.items():
         assert q8.tensors[name].shape == w.shape
         assert np.abs(q8.tensors[name] - w).max() <= np.abs(w).max() / 100 + 1e-6, name
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gguf") is None, reason="needs the gguf package")
+def test_sentencepiece_q6_k_gguf_imports_and_round_trips(tmp_path, monkeypatch):
+    """A GGUF file with a SentencePiece (``llama``) vocabulary and k-quant weights, as many real files are."""
+    import nzip
+    from nzip.llm import store
+    from nzip.llm.importer import import_model
+    from nzip.llm.model import LanguageModel
+    from nzip.llm.tokens import SENTENCEPIECE
+
+    tokenizers = pytest.importorskip("tokenizers")
+    spec = importlib.util.spec_from_file_location("make_test_llm", TOOLS)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    text = (FIXTURE / "sample.txt").read_bytes()
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE(byte_fallback=True))
+    tok.normalizer = tokenizers.normalizers.Replace(" ", "\u2581")
+    specials = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    tok.train_from_iterator([text.decode()], tokenizers.trainers.BpeTrainer(vocab_size=700, special_tokens=specials))
+    tok_json = json.loads(tok.to_str())
+    torch.manual_seed(3)
+    cfg = transformers.LlamaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, initializer_range=0.05,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(cfg)
+    tool.write_gguf(tmp_path / "sp-q6k.gguf", model, tok_json, cfg, "Q6_K", sentencepiece=True)
+    src = read_gguf(tmp_path / "sp-q6k.gguf")
+    assert src.tokenizer.kind == SENTENCEPIECE and src.tokenizer.bos_id == 1
+    ref = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    for name, w in src.tensors.items():
+        want = ref[name]
+        assert w.shape == want.shape, name
+        assert np.abs(w - want).max() <= np.abs(want).max() / 20 + 1e-6, name  # 6-bit groups; q/k unpermuted
+    monkeypatch.setenv("NZIP_MODELS", str(tmp_path / "store"))
+    import_model(tmp_path / "sp-q6k.gguf", "spk")
+    lm = LanguageModel("spk", str(store.model_path("spk")), fallback=False)
+    assert len(lm.codec.encode(text[:1500])) < 1500 * 0.6  # the merges recovered from the scores apply
+    for data in [text[:1500], b"\x00\xff raw bytes \xc3", "caf\u00e9 \U0001f600".encode()]:
+        assert nzip.decompress(nzip.compress(data, model=lm)) == data

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_test_llm import sample_corpus, train_tokenizer  # noqa: E402
+from make_test_llm import sample_corpus, train_tokenizer
 
 SHAPES = {
     "smollm2-135m": dict(

@@ -62,10 +62,41 @@ def train_tokenizer(texts: list[str], vocab: int):
     return tok
 
 
-def write_gguf(path: Path, model, tok_json: dict, cfg, qtype: str = "F16") -> None:
+def quantize_q6_k(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (length a multiple of 256) as GGUF Q6_K blocks (the ``gguf`` package only dequantizes them).
+
+    A block of 256 values is 16 groups of 16 with an int8 scale each and one
+    float16 scale for the block: ``x ~ d * scale[group] * (q - 32)``, ``q`` of 6
+    bits, stored as ``ql`` (128 bytes of low nibbles), ``qh`` (64 bytes of
+    high bit pairs), the 16 scales and ``d``.  Within each half of 128 values,
+    byte ``l`` of ``ql`` holds values ``l`` and ``l + 64`` and byte ``32 + l``
+    values ``l + 32`` and ``l + 96``; byte ``l`` of ``qh`` holds the high bits
+    of ``l``, ``l + 32``, ``l + 64`` and ``l + 96``.
+    """
+    rows, cols = x.shape
+    blocks = x.astype(np.float32).reshape(-1, 16, 16)
+    group_scale = np.abs(blocks).max(axis=2) / 31.0
+    d = (group_scale.max(axis=1) / 127.0).astype(np.float16)
+    dd = np.where(d.astype(np.float32) > 0, d.astype(np.float32), 1.0)
+    sc = np.clip(np.rint(group_scale / dd[:, None]), -128, 127).astype(np.int8)
+    step = dd[:, None, None] * np.where(sc == 0, 1, sc).astype(np.float32)[:, :, None]
+    q = (np.clip(np.rint(blocks / step), -32, 31) + 32).astype(np.uint8).reshape(-1, 2, 4, 32)  # half, quarter, l
+    ql = np.concatenate([q[:, :, 0] & 15 | (q[:, :, 2] & 15) << 4, q[:, :, 1] & 15 | (q[:, :, 3] & 15) << 4], axis=2)
+    qh = q[:, :, 0] >> 4 | (q[:, :, 1] >> 4) << 2 | (q[:, :, 2] >> 4) << 4 | (q[:, :, 3] >> 4) << 6
+    out = np.concatenate(
+        [ql.reshape(-1, 128), qh.reshape(-1, 64), sc.view(np.uint8), d.reshape(-1, 1).view(np.uint8)], axis=1
+    )
+    return out.reshape(rows, cols // 256 * 210)
+
+
+def write_gguf(path: Path, model, tok_json: dict, cfg, qtype: str = "F16", sentencepiece: bool = False) -> None:
     """The same weights as a llama.cpp-style GGUF (q/k rows permuted as its converter does).
 
-    ``qtype`` ``"Q8_0"`` stores the matrices quantized, as llama.cpp's Q8_0 files do.
+    ``qtype`` ``"Q8_0"`` or ``"Q6_K"`` stores the matrices quantized, as
+    llama.cpp's files of those types do (Q6_K where rows are a multiple of 256
+    long, Q8_0 elsewhere).  ``sentencepiece``: ``tok_json`` is a SentencePiece-style
+    BPE (``\u2581`` spaces, ``<0xNN>`` byte tokens), written as GGUF's ``llama``
+    tokenizer with scores instead of merges.
     """
     import gguf
 
@@ -79,17 +110,26 @@ def write_gguf(path: Path, model, tok_json: dict, cfg, qtype: str = "F16") -> No
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_freq_base(10000.0)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if qtype == "F16" else gguf.LlamaFileType.MOSTLY_Q8_0)
+    file_types = {"F16": "MOSTLY_F16", "Q8_0": "MOSTLY_Q8_0", "Q6_K": "MOSTLY_Q6_K"}
+    w.add_file_type(getattr(gguf.LlamaFileType, file_types[qtype]))
     vocab = tok_json["model"]["vocab"]
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
-    merges = [m if isinstance(m, str) else " ".join(m) for m in tok_json["model"]["merges"]]
     special = {a["id"] for a in tok_json["added_tokens"] if a.get("special")}
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt-2")
-    w.add_token_list(tokens)
-    w.add_token_types([3 if i in special else 1 for i in range(len(tokens))])
-    w.add_token_merges(merges)
-    w.add_bos_token_id(0)
+    if sentencepiece:
+        w.add_tokenizer_model("llama")
+        w.add_token_list(tokens)
+        w.add_token_scores([-float(i) for i in range(len(tokens))])  # BPE rank order, best first
+        byte = {i for i, t in enumerate(tokens) if len(t) == 6 and t.startswith("<0x") and t.endswith(">")}
+        w.add_token_types([6 if i in byte else 3 if i in special else 1 for i in range(len(tokens))])
+        w.add_bos_token_id(1)
+    else:
+        merges = [m if isinstance(m, str) else " ".join(m) for m in tok_json["model"]["merges"]]
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("gpt-2")
+        w.add_token_list(tokens)
+        w.add_token_types([3 if i in special else 1 for i in range(len(tokens))])
+        w.add_token_merges(merges)
+        w.add_bos_token_id(0)
     w.add_eos_token_id(0)
     heads, kv = cfg.num_attention_heads, cfg.num_key_value_heads
 
@@ -99,13 +139,17 @@ def write_gguf(path: Path, model, tok_json: dict, cfg, qtype: str = "F16") -> No
 
     sd = {k: v.detach().to(torch.float16).numpy() for k, v in model.state_dict().items()}
     add = w.add_tensor
-    if qtype == "Q8_0":
+    if qtype != "F16":
 
         def add(name: str, arr: np.ndarray) -> None:
             if arr.ndim == 1:
                 return w.add_tensor(name, arr)
-            q = gguf.quants.quantize(arr.astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
-            return w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            if qtype == "Q6_K" and arr.shape[1] % 256 == 0:
+                q, kind = quantize_q6_k(arr), gguf.GGMLQuantizationType.Q6_K
+            else:
+                kind = gguf.GGMLQuantizationType.Q8_0
+                q = gguf.quants.quantize(arr.astype(np.float32), kind)
+            return w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=kind)
 
     add("token_embd.weight", sd["model.embed_tokens.weight"])
     for i in range(cfg.num_hidden_layers):

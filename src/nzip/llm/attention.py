@@ -30,10 +30,12 @@ formulas in tensor operations (:meth:`~.engine.Engine._attend_tensors`).
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from numba import njit
 
 KV_BITS = 12
@@ -43,28 +45,41 @@ MAX_WINDOW = 1 << 15  # keeps the weighted sums of values below 2**53
 MAX_HEAD_DIM = 256
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _quantize_row(x, xq) -> int:
+    """One row of ``x`` into ``xq``; returns its scale."""
+    amax = 1
+    for v in x:
+        amax = max(amax, abs(v))
+    amax = min(amax, CLIP_ROW)
+    r = (LEVELS << 31) // amax
+    for i in range(x.shape[0]):
+        xq[i] = (min(max(x[i], -CLIP_ROW), CLIP_ROW) * r + (1 << 30)) >> 31
+    return ((amax << 16) + LEVELS // 2) // LEVELS
+
+
 @njit(cache=True, nogil=True)
 def quantize_heads(x, xq, xr):
     """Rows of ``x`` (int64, ``(rows, d)``) into ``xq`` (int16) and their scales into ``xr`` (int64)."""
-    rows, d = x.shape
-    for t in range(rows):
-        amax = 1
-        for i in range(d):
-            v = x[t, i]
-            if v < 0:
-                v = -v
-            if v > amax:
-                amax = v
-        if amax > CLIP_ROW:
-            amax = CLIP_ROW
-        r = (LEVELS << 31) // amax
-        for i in range(d):
-            v = min(max(x[t, i], -CLIP_ROW), CLIP_ROW)
-            xq[t, i] = (v * r + (1 << 30)) >> 31
-        xr[t] = ((amax << 16) + LEVELS // 2) // LEVELS
+    for t in range(x.shape[0]):
+        xr[t] = _quantize_row(x[t], xq[t])
+
+
+@njit(cache=True, nogil=True)
+def store_heads(x, xq, xr, start):
+    """Rows of ``x`` (``(L, T, KVH, d)``) quantized into a cache ``xq (L, KVH, W, d)``, ``xr (L, KVH, W)``.
+
+    They go to positions ``start..start+T-1``.
+    """
+    lanes, t_len, kv_heads = x.shape[0], x.shape[1], x.shape[2]
+    for lane in range(lanes):
+        for t in range(t_len):
+            for h in range(kv_heads):
+                xr[lane, h, start + t] = _quantize_row(x[lane, t, h], xq[lane, h, start + t])
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def attend(qq, qr, kq, kr, vq, vr, start: int, isd: int, exp, out) -> None:
@@ -79,16 +94,18 @@ def attend(qq, qr, kq, kr, vq, vr, start: int, isd: int, exp, out) -> None:
     """
     global _pool
     tasks = qq.shape[0] * kq.shape[1]
-    workers = max(1, min(os.cpu_count() or 1, tasks, 16))
+    cores = max(1, min(os.cpu_count() or 1, 16))
+    workers = min(cores, tasks)
     if workers == 1 or qq.shape[1] * (start + qq.shape[1]) < 64:
         _attend_tasks(qq, qr, kq, kr, vq, vr, start, isd, exp, out, 0, tasks)
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(workers, thread_name_prefix="nzip-attention")
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(cores, thread_name_prefix="nzip-attention")
     cuts = [tasks * i // workers for i in range(workers + 1)]
     jobs = [
         _pool.submit(_attend_tasks, qq, qr, kq, kr, vq, vr, start, isd, exp, out, a, b)
-        for a, b in zip(cuts, cuts[1:])
+        for a, b in itertools.pairwise(cuts)
     ]
     for job in jobs:
         job.result()
@@ -97,7 +114,7 @@ def attend(qq, qr, kq, kr, vq, vr, start: int, isd: int, exp, out) -> None:
 @njit(cache=True, nogil=True)
 def _attend_tasks(qq, qr, kq, kr, vq, vr, start, isd, exp, out, first, end):
     """:func:`attend` for the (lane, key head) tasks ``first..end-1``."""
-    lanes, t_len, heads, d = qq.shape
+    t_len, heads, d = qq.shape[1], qq.shape[2], qq.shape[3]
     kv_heads = kq.shape[1]
     groups = heads // kv_heads
     last = exp.shape[0] - 1

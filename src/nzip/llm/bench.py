@@ -97,9 +97,13 @@ def run(name: str, paths: list[Path], float_source: str | None, engine: str, who
                 f"decompress {len(ids) / ds:.0f} tokens/s {n / ds / 1e3:.2f} KB/s"
             )
         if whole_process:
-            cs = _process_seconds(["--model", name, "-c", "-q"], data)
-            ds = _process_seconds(["-d", "-c", "-q"], blob)
-            print(f"    whole process: compress {n / cs / 1e3:.2f} KB/s, decompress {n / ds / 1e3:.2f} KB/s")
+            cs = _process_seconds(["--model", name, "--engine", engine, "-c", "-q"], data)
+            ds = _process_seconds(["--engine", engine, "-d", "-c", "-q"], blob)
+            ts = _process_seconds(["--engine", engine, "-d", "-c", "-q"], tok_blob)
+            print(
+                f"    whole process: compress {n / cs / 1e3:.2f} KB/s, decompress {n / ds / 1e3:.2f} KB/s "
+                f"(the token frames: {n / ts / 1e3:.2f} KB/s)"
+            )
     if len(paths) > 1:
         n, bits = total[0], total[1:] / total[0]
         fl = f"{bits[3]:.4f} ({100 * (total[3] / total[4] - 1):+.2f}%)" if total[4] else "-"

@@ -5,15 +5,16 @@ every machine.  Activations are Q12 integers (units of 1/4096) held in int64.
 Matrix products take int8 weights and integer activations as float64: with
 activations clipped to ``|x| <= 2**24`` each product is below 2**31 and every
 partial sum, in any order and with or without fused multiply-add, is an
-integer below 2**53, so float64 arithmetic is exact (the same argument covers
-attention: Q12 queries and keys clipped to 2**20, Q16 attention weights).
-Everything else is int64 arithmetic::
+integer below 2**53, so float64 arithmetic is exact.  Attention follows
+:mod:`.attention` (arithmetic 2: a 12-bit KV cache) or, for archives made
+with arithmetic 1, Q12 queries and keys clipped to 2**20 in float64
+products with Q16 attention weights.  Everything else is int64 arithmetic::
 
     x        = embed.q[tok] * embed.m >> (embed.sh - 12)                   Q12
     norm(x)  = x * 2**20 / isqrt((sum(x*x) / n + eps) * 2**16)             Q12 (gain folded into W)
     W(x)     = (x @ W.q^T) * W.m >> W.sh  (+ bias)                         Q12
     rope     = x1 * cos - x2 * sin >> 14, x2 * cos + x1 * sin >> 14        tables in Q14
-    score    = (q . k) * round(2**16 / sqrt(d)) >> 30                      Q10 nats
+    score    = (q . k) * round(2**16 / sqrt(d)) >> 30                      Q10 nats (arithmetic 1)
     attn     = sum(EXP[max - score] * v) / sum(EXP[max - score])           EXP: Q16 table
     mlp      = down((gate * SIGMOID[gate >> 4] >> 16) * up >> 12)
     logits   = (x @ out.q^T) * out.m >> (out.sh + 2)                       Q10 nats
@@ -77,6 +78,12 @@ class NumpyBackend:
         xr = np.empty(x.shape[0], dtype=np.int64)
         attention.quantize_heads(x, xq, xr)
         return xq, xr
+
+    def store_heads(self, x, xq, xr, start: int) -> None:
+        """Quantized rows of ``x`` (L, T, KVH, d) into a cache at ``start`` (:func:`.attention.store_heads`)."""
+        from . import attention
+
+        attention.store_heads(x, xq, xr, start)
 
     def attend(self, qq, qr, kq, kr, vq, vr, start: int, isd: int, exp):
         from . import attention
@@ -308,12 +315,10 @@ class Engine:
             return self._attention_q12(q, k, v, cache, layer)
         xp = self.xp
         lanes, t, d = q.shape[0], q.shape[1], self.head_dim
-        start, end = cache.length, cache.length + t
+        start = cache.length
         qq, qr = xp.quantize_heads(q.reshape(-1, d))
-        for x, dst, dst_r in ((k, cache.k[layer], cache.kr[layer]), (v, cache.v[layer], cache.vr[layer])):
-            xq, xr = xp.quantize_heads(x.reshape(-1, d))
-            dst[:, :, start:end] = xp.transpose(xq.reshape(lanes, t, self.kv_heads, d), (0, 2, 1, 3))
-            dst_r[:, :, start:end] = xp.transpose(xr.reshape(lanes, t, self.kv_heads), (0, 2, 1))
+        xp.store_heads(k, cache.k[layer], cache.kr[layer], start)
+        xp.store_heads(v, cache.v[layer], cache.vr[layer], start)
         qq, qr = qq.reshape(lanes, t, self.heads, d), qr.reshape(lanes, t, self.heads)
         args = (qq, qr, cache.k[layer], cache.kr[layer], cache.v[layer], cache.vr[layer], start)
         attend = getattr(xp, "attend", None)

@@ -93,6 +93,17 @@ class TorchBackend:
         xr = t.div((amax << 16) + levels // 2, levels, rounding_mode="floor")
         return xq, xr[:, 0]
 
+    def store_heads(self, x, xq, xr, start: int) -> None:
+        if self.kernels:
+            from . import attention
+
+            attention.store_heads(x.numpy(), xq.numpy(), xr.numpy(), start)
+            return
+        lanes, t, kv_heads, d = x.shape
+        q, r = self.quantize_heads(x.reshape(-1, d))
+        xq[:, :, start : start + t] = q.reshape(lanes, t, kv_heads, d).permute(0, 2, 1, 3)
+        xr[:, :, start : start + t] = r.reshape(lanes, t, kv_heads).permute(0, 2, 1)
+
     def _attend_kernel(self, qq, qr, kq, kr, vq, vr, start: int, isd: int, exp):
         from . import attention
 
