@@ -13,10 +13,10 @@ import pytest
 
 import nzip
 from nzip.codec import Compressor
-from nzip.models import NEURAL, NEURAL_V1, model_for_level
+from nzip.models import NEURAL, NEURAL_V1, NEURAL_V2, model_for_level
 
 GOLDEN = Path(__file__).parent / "golden"
-MODELS = {m.name: m for m in (*(model_for_level(level) for level in (1, 2, 3)), NEURAL, NEURAL_V1)}
+MODELS = {m.name: m for m in (*(model_for_level(level) for level in (1, 2, 3)), NEURAL, NEURAL_V2, NEURAL_V1)}
 
 
 def _compress(data: bytes, model: str, frame_size: int | None = None) -> bytes:
@@ -36,7 +36,13 @@ def test_encoder_still_produces_golden_bytes(model: str) -> None:
     assert _compress(data, model, frame_size=4096) == (GOLDEN / f"sample-v1-{model}.nz").read_bytes()
 
 
-@pytest.mark.parametrize("model", ["nn1", "nn2"])
+def test_encoder_still_produces_golden_fallback_frames() -> None:
+    """Binary records, one frame: nn3 codes them with its level-3 fallback."""
+    data = (GOLDEN / "records.bin").read_bytes()
+    assert _compress(data, "nn3") == (GOLDEN / "records-v1-nn3.nz").read_bytes()
+
+
+@pytest.mark.parametrize("model", ["nn1", "nn2", "nn3"])
 def test_encoder_still_produces_golden_lanes(model: str) -> None:
     """A frame of about 37 KB: 17 lanes of the neural model, matches across lanes."""
     data = (GOLDEN / "text.bin").read_bytes()

@@ -15,7 +15,7 @@ import pytest
 import nzip
 from conftest import sample_text
 from nzip.errors import ModelMismatchError
-from nzip.models import NEURAL, model_for_level, resolve
+from nzip.models import NEURAL, NEURAL_V2, model_for_level, resolve
 from nzip.models.neural import MAX_LANES, lane_count
 from nzip.nn.engine import FREQ_TOTAL, START_BYTE, GRUEngine
 
@@ -156,10 +156,10 @@ def test_default_level_uses_the_neural_model() -> None:
 )
 def test_roundtrip_across_lane_layouts(size: int) -> None:
     data = (sample_text(size + 1, seed=size) + b"x" * size)[:size]
-    payload = NEURAL.encode(data)
+    payload = NEURAL_V2.encode(data)  # the lanes alone (nn3 may pick its fallback instead)
     if payload is not None:
         assert payload[0] == lane_count(size)
-        assert NEURAL.decode(payload, size) == data
+        assert NEURAL_V2.decode(payload, size) == data
 
 
 def test_roundtrip_binary_and_repeats() -> None:
@@ -170,6 +170,19 @@ def test_roundtrip_binary_and_repeats() -> None:
     assert payload is not None
     assert NEURAL.decode(payload, len(data)) == data
     assert NEURAL.encode(noise) is None  # incompressible: stored instead
+
+
+def test_default_model_keeps_the_smaller_of_network_and_level_3() -> None:
+    """nn3 codes each frame both ways and records which: structured binary goes to level 3, text to the lanes."""
+    cm3 = model_for_level(3)
+    rng = np.random.default_rng(11)
+    ids = np.repeat(np.arange(600, dtype=np.uint32), 2)
+    records = np.stack([ids, ids * 7 + 3, rng.integers(0, 4, ids.size, dtype=np.uint32)], axis=1)
+    for data, network_wins in ((records.astype("<u4").tobytes(), False), (sample_text(30000, seed=4), True)):
+        payload, alone, level3 = NEURAL.encode(data), NEURAL_V2.encode(data), cm3.encode(data)
+        assert NEURAL.decode(payload, len(data)) == data
+        assert len(payload) == min(len(alone), len(level3) + 1)
+        assert (payload[0] != 0) == network_wins == (len(alone) <= len(level3) + 1)
 
 
 def test_lane_count() -> None:
@@ -189,7 +202,8 @@ def test_damaged_payloads_decode_without_crashing() -> None:
             bad[i] ^= 1 << int(rng.integers(0, 8))
         assert len(NEURAL.decode(bytes(bad), len(data))) == len(data)
     assert NEURAL.decode(b"", 100) == bytes(100)
-    assert NEURAL.decode(b"\x00abc", 100) == bytes(100)
+    assert NEURAL_V2.decode(b"\x00abc", 100) == bytes(100)
+    assert len(NEURAL.decode(b"\x00abc", 100)) == 100  # a damaged fallback payload
     with pytest.raises(nzip.CorruptDataError):
         archive = bytearray(nzip.compress(data, level=6))
         archive[len(archive) // 2] ^= 0x10

@@ -24,7 +24,7 @@ from .model import ARITHMETIC, LanguageModel, archive_digest, arithmetic_of
 
 SUFFIX = ".nzm"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-RESERVED = {"cm1", "cm2", "cm3", "nn1", "nn2"}
+RESERVED = {"cm1", "cm2", "cm3", "nn1", "nn2", "nn3"}
 
 _loaded: dict[tuple[str, str, str], LanguageModel] = {}
 _loaded_lock = threading.Lock()

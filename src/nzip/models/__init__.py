@@ -23,6 +23,17 @@ DEFAULT_LEVEL = 6
 #: neural network mixed with level 3's contexts (tens of KB/s); in this
 #: version they all use the same model.
 NEURAL = NeuralMixModel(
+    "nn3",
+    CM_MODELS[3],
+    "gru320b",
+    "byte-level GRU (320 units, int8, output layer learning as it codes) mixed with level 3's contexts; "
+    "a frame level 3 codes smaller is coded by level 3",
+    adapt_rate=524,
+    variant=2,
+    fallback=CM_MODELS[3],
+)
+#: The default levels before nn3 (the same network without the level-3 fallback): kept so that its archives decode.
+NEURAL_V2 = NeuralMixModel(
     "nn2",
     CM_MODELS[3],
     "gru320b",
@@ -39,7 +50,7 @@ NEURAL_V1 = NeuralMixModel(
 )
 LEVEL_MODELS: dict[int, Model] = {**CM_MODELS, **{level: NEURAL for level in range(4, MAX_LEVEL + 1)}}
 
-_REGISTRY: dict[str, Model] = {m.name: m for m in (*LEVEL_MODELS.values(), NEURAL_V1)}
+_REGISTRY: dict[str, Model] = {m.name: m for m in (*LEVEL_MODELS.values(), NEURAL_V2, NEURAL_V1)}
 
 
 def register(model: Model) -> None:

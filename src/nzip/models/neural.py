@@ -5,9 +5,18 @@ for every step the integer GRU (:mod:`nzip.nn.engine`) reads the previous
 byte of every lane at once and predicts the next one; the lane kernel then
 codes those bytes, mixing the prediction with its adaptive contexts.  The
 payload starts with one byte, the number of lanes; the rest is coded bits.
+
+A model with a ``fallback`` (``nn3``, the default levels) also codes each
+frame with that context-mixing model, on another thread at the same time,
+and keeps whichever is smaller: a first byte of 0 (never a lane count)
+means the rest is the fallback's payload.  Structured and binary data,
+where the network knows less than the adaptive contexts, then cost no more
+than level 3, and the choice is in the archive, not in a heuristic.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,6 +32,8 @@ KERNEL_VERSION = 1
 
 MAX_LANES = 64
 MIN_LANE = 2048  # bytes per lane before another lane is worth it
+FALLBACK_MARK = 0  # first payload byte: a fallback payload follows
+_fallback_pool = ThreadPoolExecutor(1, thread_name_prefix="nzip-fallback")
 
 
 def lane_count(size: int) -> int:
@@ -34,8 +45,9 @@ class NeuralMixModel(Model):
     """Context mixing (the configuration of a CM level) plus an integer GRU as a mixer input."""
 
     def __init__(
-        self, name: str, cm: ContextMixingModel, network: str, summary: str, adapt_rate: int = 0, variant: int = 1
-    ) -> None:
+        self, name: str, cm: ContextMixingModel, network: str, summary: str, adapt_rate: int = 0, variant: int = 1,
+        fallback: ContextMixingModel | None = None,
+    ) -> None:  # fmt: skip
         if cm.config.lean or cm.config.flags & cm_kernel.FLAG_APM2 == 0:
             raise ValueError("the lane kernel implements the full context-mixing kernel (with APM2) only")
         self.name = name
@@ -44,6 +56,7 @@ class NeuralMixModel(Model):
         self.summary = summary
         self.variant = variant  # of the lane kernel (see lanes_kernel.Mixing)
         self.adapt_rate = adapt_rate  # the output layer's learning rate while coding, 2**-20 units; 0: fixed
+        self.fallback = fallback
         self._engine: GRUEngine | None = None
         self._digest: bytes | None = None
 
@@ -65,6 +78,7 @@ class NeuralMixModel(Model):
                 self.engine.digest,
                 *([b"adapt", self.adapt_rate.to_bytes(4, "little")] if self.adapt_rate else []),
                 *([b"variant", self.variant.to_bytes(4, "little")] if self.variant != 1 else []),
+                *([b"fallback", self.fallback.digest] if self.fallback else []),
             )
         return self._digest
 
@@ -86,12 +100,24 @@ class NeuralMixModel(Model):
             extra += 4 * kernel.APM_O2_ROWS * 33 + 4 * kernel.AGREE_SETS * 64
         if self.adapt_rate:
             extra += 16 * hidden * 256 + 4 * lanes * 256
+        if self.fallback:
+            extra += self.fallback.memory_usage(frame_size)
         return self.cm.memory_usage(frame_size) + 4096 * 33 * 4 + lanes * per_lane + extra + 2 * frame_size
 
     def encode(self, data: bytes) -> bytes | None:
-        size = len(data)
-        if size == 0:
+        if not data:
             return None
+        if self.fallback is None:
+            return self._encode_lanes(data)
+        other = _fallback_pool.submit(self.fallback.encode, data)
+        mine = self._encode_lanes(data)
+        theirs = other.result()
+        if theirs is not None and (mine is None or len(theirs) + 1 < len(mine)):
+            return bytes([FALLBACK_MARK]) + theirs if len(theirs) + 1 < len(data) else None
+        return mine
+
+    def _encode_lanes(self, data: bytes) -> bytes | None:
+        size = len(data)
         lanes = lane_count(size)
         src = np.frombuffer(data, dtype=np.uint8)
         out = np.empty(size, dtype=np.uint8)
@@ -104,6 +130,8 @@ class NeuralMixModel(Model):
         return bytes([lanes]) + out[:coded].tobytes()
 
     def decode(self, payload: bytes, size: int) -> bytes:
+        if self.fallback and payload[:1] == bytes([FALLBACK_MARK]):
+            return self.fallback.decode(payload[1:], size)
         if not payload or not 1 <= payload[0] <= MAX_LANES:
             return bytes(size)  # damaged: the container's checksum reports it
         src = np.frombuffer(payload, dtype=np.uint8)[1:]
