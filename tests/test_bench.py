@@ -47,6 +47,18 @@ def test_bench_runs_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "all round trips verified" in out
 
 
+def test_bench_times_whole_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--whole-process`` adds a table of CLI runs (start-up included), each round trip checked."""
+    f = tmp_path / "sample"
+    f.write_bytes(sample_text(3000))
+    assert bench.main([str(f), "--levels", "1", "--no-baselines", "--whole-process"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("whole nzip processes (start-up included)")[1]
+    row = next(line for line in table.splitlines() if line.startswith("| sample |"))
+    compress, decompress = (float(x) for x in row.split("|")[2].split("/"))
+    assert 0 < compress < 1e5 and 0 < decompress < 1e5  # KB/s of a process that must start Python
+
+
 def test_a_failing_baseline_is_reported_and_the_run_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

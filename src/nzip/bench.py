@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", metavar="NAME", help="instead: a stored language model beside levels 3 and 6")
     p.add_argument("--float-source", metavar="DIR", help="with --model: the HF folder it came from (float reference)")
     p.add_argument("--engine", default="numpy", help="with --model: numpy, torch or cuda (default numpy)")
-    p.add_argument("--whole-process", action="store_true", help="with --model: also time whole nzip processes")
+    p.add_argument("--whole-process", action="store_true", help="also time whole nzip processes (start-up included)")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x]
     if args.memory:
@@ -356,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         + " | ".join(f"{_mbps(int(t[0]), t[2])} / {_mbps(int(t[0]), t[3])}" for t in totals.values())
         + " |"
     )
+    if args.whole_process:
+        from .bench_process import print_table
+
+        print_table(paths, levels, args.threads, args.repeat)
     if failed_codecs:
         print("\n\\* total over the files whose round trip passed")
     targets = _targets(results) if not any(n.startswith("nzip ") for n in failed_codecs) else []

@@ -12,14 +12,13 @@ the level 3 and level 6 rows of the same run.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import codec
+from ..bench_process import process_seconds
 from . import coding, store
 from .model import LanguageModel
 
@@ -60,9 +59,7 @@ def _timed(func):
 
 
 def _process_seconds(argv: list[str], stdin: bytes) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nzip", *argv], input=stdin, capture_output=True, check=True)
-    return time.perf_counter() - start
+    return process_seconds(argv, stdin)[0]
 
 
 def run(name: str, paths: list[Path], float_source: str | None, engine: str, whole_process: bool) -> int:
