@@ -20,7 +20,7 @@ import pytest
 import nzip
 from nzip.errors import ModelMismatchError
 from nzip.llm import coding, modelfile, store
-from nzip.llm.engine import NumpyBackend
+from nzip.llm.engine_numpy import NumpyBackend
 from nzip.llm.importer import import_model
 from nzip.llm.model import MODE_FALLBACK, MODE_TOKENS, LanguageModel
 from nzip.llm.source import UnsupportedModelError

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import MAX_INNER32
+from .engine_numpy import MAX_INNER32
 
 
 def _int_mm_is_exact(torch) -> bool:
