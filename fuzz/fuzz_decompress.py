@@ -24,7 +24,8 @@ import numpy  # noqa: F401
 
 # The numba kernels compile Python bytecode and must not be instrumented; the
 # container, codec and recovery code around them is what the fuzzer explores.
-with atheris.instrument_imports(include=["nzip"], exclude=["nzip.coder", "nzip.logistic", "nzip.models.cm_kernel"]):
+_COMPILED = ["nzip.coder", "nzip.logistic", "nzip.models.cm_kernel", "nzip.models.lanes_kernel", "nzip.nn.engine"]
+with atheris.instrument_imports(include=["nzip"], exclude=_COMPILED):
     import nzip
     from nzip._mutate import refresh_checksums
     from nzip.info import scan
@@ -38,6 +39,10 @@ def seed_corpus(directory: Path) -> None:
     text = b"The quick brown fox jumps over the lazy dog. " * 40 + bytes(range(256))
     for level in (1, 2, 3):
         (directory / f"seed-level{level}").write_bytes(nzip.compress(text, level=level, frame_size=1024))
+    ids = numpy.repeat(numpy.arange(600, dtype=numpy.uint32), 2)
+    noise = numpy.random.default_rng(11).integers(0, 4, ids.size, dtype=numpy.uint32)
+    records = numpy.stack([ids, ids * 7 + 3, noise], axis=1).astype("<u4").tobytes()
+    (directory / "seed-level6-fallback").write_bytes(nzip.compress(records, level=6))  # a level-3 frame in nn3
     (directory / "seed-empty").write_bytes(nzip.compress(b""))
     (directory / "seed-two-members").write_bytes(nzip.compress(b"one ") + nzip.compress(b"two", level=1))
 

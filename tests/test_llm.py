@@ -399,6 +399,12 @@ def test_model_file_with_valid_digest_but_bad_contents_is_refused(tmp_path, stor
     modelfile.write(tmp_path / "m.nzm", meta, broken)
     with pytest.raises(modelfile.ModelFileError, match="shifts"):
         LanguageModel("tiny", str(tmp_path / "m.nzm"))
+    for index, value in ((-1, 1), (0, 0), (5, 1 << 17)):  # the attention kernel's bounds assume these
+        table = np.array(arrays["table.exp"])
+        table[index] = value
+        modelfile.write(tmp_path / "m.nzm", meta, {**arrays, "table.exp": table})
+        with pytest.raises(modelfile.ModelFileError, match="out of range"):
+            LanguageModel("tiny", str(tmp_path / "m.nzm"))
 
 
 def test_sentencepiece_byte_fallback_tokens_round_trip(tmp_path):

@@ -226,6 +226,11 @@ def validate(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
     for table in ("table.exp", "table.sigmoid"):
         if table not in arrays or arrays[table].ndim != 1 or arrays[table].shape[0] < 2:
             return f"table {table!r} is missing"
+        if arrays[table].min() < 0 or arrays[table].max() > 1 << 16:
+            return f"table {table!r} is out of range"
+    exp = arrays["table.exp"]
+    if exp[0] == 0 or exp[-1] != 0:  # a softmax needs e(0) > 0; masked keys take the last entry, which must be 0
+        return "table 'table.exp' is out of range"
     byte_ids = arrays.get("tokens.byte_ids")
     if byte_ids is not None and (byte_ids.ndim != 1 or (byte_ids.size and (byte_ids.min() < 0 or byte_ids.max() >= v))):
         return "byte token table is invalid"

@@ -26,7 +26,7 @@ SUFFIX = ".nzm"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 RESERVED = {"cm1", "cm2", "cm3", "nn1", "nn2", "nn3"}
 
-_loaded: dict[tuple[str, str, str], LanguageModel] = {}
+_loaded: dict[tuple[str, str, str, int], LanguageModel] = {}  # path, file digest, engine, arithmetic
 _loaded_lock = threading.Lock()
 ENGINES = ("numpy", "torch", "torch-ops", "cuda")
 _default_engine = os.environ.get("NZIP_ENGINE", "numpy")
