@@ -16,6 +16,7 @@ than level 3, and the choice is in the archive, not in a heuristic.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -33,7 +34,8 @@ KERNEL_VERSION = 1
 MAX_LANES = 64
 MIN_LANE = 2048  # bytes per lane before another lane is worth it
 FALLBACK_MARK = 0  # first payload byte: a fallback payload follows
-_fallback_pool = ThreadPoolExecutor(1, thread_name_prefix="nzip-fallback")
+#: Where the fallback codes while the lanes run; one worker per core, so frames coded at once (-T) do not queue.
+_fallback_pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="nzip-fallback")
 
 
 def lane_count(size: int) -> int:
