@@ -354,6 +354,16 @@ def test_unsupported_features_are_named():
             read_folder(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    import dataclasses
+
+    from nzip.llm.import_hf import read_folder
+    from nzip.llm.quantize import quantize
+
+    src = read_folder(HF)
+    with pytest.raises(UnsupportedModelError, match="window"):  # past the attention kernel's exactness bound
+        quantize(src, max_window=(1 << 15) + 1)
+    with pytest.raises(UnsupportedModelError, match="head size"):
+        dataclasses.replace(src, head_dim=512).check()
 
 
 def test_model_file_reader_refuses_damage(tmp_path, stores):

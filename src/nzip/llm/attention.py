@@ -41,8 +41,8 @@ from numba import njit
 KV_BITS = 12
 LEVELS = (1 << (KV_BITS - 1)) - 1  # 2047
 CLIP_ROW = 1 << 20
-MAX_WINDOW = 1 << 15  # keeps the weighted sums of values below 2**53
-MAX_HEAD_DIM = 256
+# The bounds above hold for head sizes up to source.MAX_HEAD_DIM (256) and windows up to
+# source.MAX_WINDOW (2**15); import and the model file check enforce both.
 
 
 @njit(cache=True, nogil=True, inline="always")

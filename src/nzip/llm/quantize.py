@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from .source import SourceModel
+from .source import MAX_HEAD_DIM, MAX_WINDOW, SourceModel, UnsupportedModelError
 from .tokens import BYTE_LEVEL, SENTENCEPIECE, TokenCodec, byte_fallback_ids, token_bytes_table
 
 ACT_BITS = 12  # activations: Q12 integers
@@ -91,6 +91,8 @@ def quantize(
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """``(meta, arrays)`` for :func:`.modelfile.write`."""
     src.check()
+    if not 1 <= max_window <= MAX_WINDOW:
+        raise UnsupportedModelError(f"window {max_window} is outside the supported 1..{MAX_WINDOW}")
     if act_bits not in (8, 12):
         raise ValueError("activations for the products are 8 or 12 bits")
     t = {k: np.asarray(v, dtype=np.float64) for k, v in src.tensors.items()}
@@ -177,7 +179,8 @@ def validate(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
         except re.error:
             return "meta field 'patterns' holds an invalid pattern"
     h, v, d, w = meta["hidden"], meta["vocab"], meta["head_dim"], meta["max_window"]
-    if not (0 < h <= 8192 and 0 < v and 0 < d and d % 2 == 0 and 0 < w and meta["heads"] > 0 and meta["bos"] < v):
+    shape_ok = 0 < h <= 8192 and 0 < v and 0 < d <= MAX_HEAD_DIM and d % 2 == 0 and 0 < w <= MAX_WINDOW
+    if not (shape_ok and meta["heads"] > 0 and meta["bos"] < v):
         return "model shape is invalid"
     if meta["kv_heads"] <= 0 or meta["heads"] % meta["kv_heads"]:
         return "head counts are invalid"

@@ -18,6 +18,8 @@ SUPPORTED = {
     "qwen2": "Qwen2 / Qwen2.5 (q/k/v biases)",
 }
 MAX_HIDDEN = 8192  # keeps the integer RMSNorm's sum of squares inside int64
+MAX_HEAD_DIM = 256  # keeps attention's int32 dot products of 12-bit rows below 2**31 (.attention)
+MAX_WINDOW = 1 << 15  # keeps attention's weighted sums of values below 2**53 (.attention)
 
 
 class UnsupportedModelError(ValueError):
@@ -59,6 +61,8 @@ class SourceModel:
             raise UnsupportedModelError(f"architecture {self.arch!r} is not supported")
         if self.hidden > MAX_HIDDEN:
             raise UnsupportedModelError(f"hidden size {self.hidden} is above the supported {MAX_HIDDEN}")
+        if self.head_dim > MAX_HEAD_DIM:
+            raise UnsupportedModelError(f"head size {self.head_dim} is above the supported {MAX_HEAD_DIM}")
         if self.heads % self.kv_heads or self.head_dim % 2:
             raise UnsupportedModelError(f"{self.heads} heads over {self.kv_heads} KV heads is not supported")
         if self.rope_scaling and self.rope_scaling.get("rope_type", "default") not in ("default", "llama3"):
