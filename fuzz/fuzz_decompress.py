@@ -20,7 +20,7 @@ from pathlib import Path
 
 import atheris
 import numba  # noqa: F401 - imported first so that it is not instrumented
-import numpy  # noqa: F401
+import numpy
 
 # The numba kernels compile Python bytecode and must not be instrumented; the
 # container, codec and recovery code around them is what the fuzzer explores.

@@ -412,9 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-T",
         "--threads",
         type=int,
-        default=1,
+        default=0,
         metavar="N",
-        help="frames coded in parallel (default 1; 0 = one per core)",
+        help="threads (default 0: one per core; 1: one core); the archive is the same for every N",
     )
     p.add_argument(
         "--frame-size",
@@ -516,9 +516,17 @@ def _run_interruptible(args: argparse.Namespace) -> int:
     return int(outcome.get("status", 1))  # type: ignore[call-overload]
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.threads == 0:
-        args.threads = os.cpu_count() or 1
+        args.threads = _cores()
     if args.threads < 0:
         _error("--threads must be 0 or more")
         return 1

@@ -10,6 +10,7 @@ of threads.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +28,19 @@ def _frame_log(frame_size: int | None) -> int:
     if not fmt.MIN_FRAME_LOG <= log <= fmt.MAX_FRAME_LOG:
         raise ValueError(f"frame_size must be between 2^{fmt.MIN_FRAME_LOG} and 2^{fmt.MAX_FRAME_LOG}")
     return log
+
+
+def frames_at_once(threads: int, frame_memory: int) -> int:
+    """How many frames ``threads`` threads code at once: one per thread, but within a quarter of memory.
+
+    Threads left over work inside the frames (the neural levels split a
+    frame's steps), so a large ``-T`` on a small machine costs no memory.
+    """
+    try:
+        budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (AttributeError, OSError, ValueError):
+        return threads
+    return max(1, min(threads, budget // max(1, frame_memory)))
 
 
 def _map(executor: ThreadPoolExecutor | None, func: Callable, items: list) -> list:
@@ -58,15 +72,16 @@ class Compressor:
         self._header = fmt.StreamHeader(self._model.name, self._model.digest, level, _frame_log(frame_size))
         self._frame_size = self._header.frame_size
         self._threads = threads
-        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._batch = frames_at_once(threads, self._model.memory_usage(self._frame_size))
+        self._executor = ThreadPoolExecutor(self._batch) if self._batch > 1 else None
         self._pending = bytearray()
         self._index: list[tuple[int, int]] = []
         self._total = 0
         self._started = False
         self._finished = False
 
-    def _encode_frame(self, raw: bytes) -> bytes:
-        payload = self._model.encode(raw)
+    def _encode_frame(self, raw: bytes, threads: int = 1) -> bytes:
+        payload = self._model.encode(raw, threads)
         if payload is None or len(payload) >= len(raw):
             kind, payload = fmt.FRAME_STORED, raw
         else:
@@ -75,7 +90,9 @@ class Compressor:
         return head.pack() + payload
 
     def _emit(self, out: list[bytes], raws: list[bytes]) -> None:
-        for raw, frame in zip(raws, _map(self._executor, self._encode_frame, raws), strict=False):
+        per_frame = max(1, self._threads // max(1, len(raws)))  # threads left over go inside the frames
+        frames = _map(self._executor, lambda raw: self._encode_frame(raw, per_frame), raws)
+        for raw, frame in zip(raws, frames, strict=False):
             out.append(frame)
             self._index.append((len(raw), len(frame) - fmt.FRAME_HEADER_SIZE))
             self._total += len(raw)
@@ -89,7 +106,7 @@ class Compressor:
             out.append(self._header.pack())
             self._started = True
         self._pending += data
-        batch = self._frame_size * self._threads
+        batch = self._frame_size * self._batch
         while len(self._pending) >= batch:
             raws = [bytes(self._pending[i : i + self._frame_size]) for i in range(0, batch, self._frame_size)]
             del self._pending[:batch]
@@ -120,7 +137,8 @@ class Decompressor:
 
     def __init__(self, *, threads: int = 1) -> None:
         self._threads = threads
-        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._batch = threads  # frames decoded at once; set per member from its model and frame size
+        self._executor: ThreadPoolExecutor | None = None
         self._buf = bytearray()
         self._offset = 0  # absolute input offset of self._buf[0]
         self._header: fmt.StreamHeader | None = None
@@ -152,13 +170,13 @@ class Decompressor:
                 ) from None
             raise
 
-    def _decode_frame(self, item: tuple[fmt.FrameHeader, bytes, int, int]) -> bytes:
+    def _decode_frame(self, item: tuple[fmt.FrameHeader, bytes, int, int], threads: int = 1) -> bytes:
         head, payload, index, offset = item
         if head.kind == fmt.FRAME_STORED:
             raw = payload
         else:
             assert self._model is not None
-            raw = self._model.decode(payload, head.raw_size)
+            raw = self._model.decode(payload, head.raw_size, threads)
         if fmt.crc32(raw) != head.raw_crc:
             raise CorruptDataError(f"frame {index} at offset {offset} is corrupt (checksum mismatch)")
         return raw
@@ -223,12 +241,16 @@ class Decompressor:
             header = fmt.parse_header(self._consume(size))
             self._model = resolve(header.model_name, header.model_digest)
             self._header = header
+            self._batch = frames_at_once(self._threads, self._model.memory_usage(header.frame_size))
+            if self._batch > 1 and self._executor is None:
+                self._executor = ThreadPoolExecutor(self._threads)
             self._index = []
             self._total = 0
             return True
-        frames = self._read_frames(self._threads)
+        frames = self._read_frames(self._batch)
         if frames:
-            for raw in _map(self._executor, self._decode_frame, frames):
+            per_frame = max(1, self._threads // len(frames))
+            for raw in _map(self._executor, lambda item: self._decode_frame(item, per_frame), frames):
                 self._ready += raw
             return True
         if self._buf[0] != fmt.FRAME_END or len(self._buf) < fmt.FOOTER_HEAD_SIZE:

@@ -145,7 +145,7 @@ class LanguageModel(Model):
 
     # -- encoding ------------------------------------------------------------------------------
 
-    def encode(self, data: bytes) -> bytes | None:
+    def encode(self, data: bytes, threads: int = 1) -> bytes | None:
         if not data:
             return None
         best = None
@@ -212,7 +212,7 @@ class LanguageModel(Model):
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def decode(self, payload: bytes, size: int) -> bytes:
+    def decode(self, payload: bytes, size: int, threads: int = 1) -> bytes:
         if payload[:1] == bytes([MODE_FALLBACK]):
             return FALLBACK.decode(payload[1:], size)
         try:

@@ -45,12 +45,16 @@ class Model(ABC):
         """Hash of everything that determines the coded bits (parameters, weights, version)."""
 
     @abstractmethod
-    def encode(self, data: bytes) -> bytes | None:
-        """Code one frame; ``None`` when the result would not be smaller than ``data``."""
+    def encode(self, data: bytes, threads: int = 1) -> bytes | None:
+        """Code one frame; ``None`` when the result would not be smaller than ``data``.
+
+        ``threads`` is how many threads the frame may use; the result must
+        not depend on it.
+        """
 
     @abstractmethod
-    def decode(self, payload: bytes, size: int) -> bytes:
-        """Decode one frame of ``size`` bytes.
+    def decode(self, payload: bytes, size: int, threads: int = 1) -> bytes:
+        """Decode one frame of ``size`` bytes (on up to ``threads`` threads).
 
         Damaged payloads may decode to wrong bytes (the container's checksum
         catches that) but must never crash or run past ``size``.

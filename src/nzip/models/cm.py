@@ -105,7 +105,7 @@ class ContextMixingModel(Model):
         dtype = np.uint16 if self.config.lean else np.uint32
         return np.zeros(16 << table_bits, dtype=dtype), np.zeros(1 << match_bits, dtype=np.int32)
 
-    def encode(self, data: bytes) -> bytes | None:
+    def encode(self, data: bytes, threads: int = 1) -> bytes | None:
         size = len(data)
         if size == 0:
             return None
@@ -117,7 +117,7 @@ class ContextMixingModel(Model):
             return None
         return dst[:coded].tobytes()
 
-    def decode(self, payload: bytes, size: int) -> bytes:
+    def decode(self, payload: bytes, size: int, threads: int = 1) -> bytes:
         src = np.frombuffer(payload, dtype=np.uint8).copy()
         dst = np.empty(size, dtype=np.uint8)
         table, match_table = self.tables(size)

@@ -17,12 +17,16 @@ than level 3, and the choice is in the archive, not in a heuristic.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..logistic import SQUASH
+from ..nn import blas
 from ..nn.engine import START_BYTE, GRUEngine
+from ..nn.workers import StepWorkers
 from . import cm_kernel
 from . import lanes_kernel as kernel
 from .base import Model, digest_of
@@ -34,6 +38,7 @@ KERNEL_VERSION = 1
 MAX_LANES = 64
 MIN_LANE = 2048  # bytes per lane before another lane is worth it
 FALLBACK_MARK = 0  # first payload byte: a fallback payload follows
+AHEAD = 4  # steps the network may run ahead of the coder when encoding on several threads
 #: Where the fallback codes while the lanes run; one worker per core, so frames coded at once (-T) do not queue.
 _fallback_pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="nzip-fallback")
 
@@ -106,24 +111,27 @@ class NeuralMixModel(Model):
             extra += self.fallback.memory_usage(frame_size)
         return self.cm.memory_usage(frame_size) + 4096 * 33 * 4 + lanes * per_lane + extra + 2 * frame_size
 
-    def encode(self, data: bytes) -> bytes | None:
+    def encode(self, data: bytes, threads: int = 1) -> bytes | None:
         if not data:
             return None
         if self.fallback is None:
-            return self._encode_lanes(data)
-        other = _fallback_pool.submit(self.fallback.encode, data)
-        mine = self._encode_lanes(data)
-        theirs = other.result()
+            return self._encode_lanes(data, threads)
+        if threads > 1:
+            other = _fallback_pool.submit(self.fallback.encode, data)
+            mine = self._encode_lanes(data, threads)
+            theirs = other.result()
+        else:
+            mine, theirs = self._encode_lanes(data), self.fallback.encode(data)
         if theirs is not None and (mine is None or len(theirs) + 1 < len(mine)):
             return bytes([FALLBACK_MARK]) + theirs if len(theirs) + 1 < len(data) else None
         return mine
 
-    def _encode_lanes(self, data: bytes) -> bytes | None:
+    def _encode_lanes(self, data: bytes, threads: int = 1) -> bytes | None:
         size = len(data)
         lanes = lane_count(size)
         src = np.frombuffer(data, dtype=np.uint8)
         out = np.empty(size, dtype=np.uint8)
-        coder = self._run(False, lanes, src, out, size)
+        coder = self._run(False, lanes, src, out, size, threads)
         if coder is None:
             return None
         coded = int(kernel.finish(False, coder, out))
@@ -131,18 +139,27 @@ class NeuralMixModel(Model):
             return None
         return bytes([lanes]) + out[:coded].tobytes()
 
-    def decode(self, payload: bytes, size: int) -> bytes:
+    def decode(self, payload: bytes, size: int, threads: int = 1) -> bytes:
         if self.fallback and payload[:1] == bytes([FALLBACK_MARK]):
             return self.fallback.decode(payload[1:], size)
         if not payload or not 1 <= payload[0] <= MAX_LANES:
             return bytes(size)  # damaged: the container's checksum reports it
         src = np.frombuffer(payload, dtype=np.uint8)[1:]
         dst = np.zeros(size, dtype=np.uint8)
-        self._run(True, min(payload[0], size), src, dst, size)
+        self._run(True, min(payload[0], size), src, dst, size, threads)
         return dst.tobytes()
 
-    def _run(self, decoding: bool, lanes: int, src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray | None:
-        """Code a frame step by step; return the coder state, or None when the encoder's output is full."""
+    def _run(
+        self, decoding: bool, lanes: int, src: np.ndarray, dst: np.ndarray, size: int, threads: int = 1
+    ) -> np.ndarray | None:
+        """Code a frame step by step; return the coder state, or None when the encoder's output is full.
+
+        With ``threads > 1`` the network's steps are shared by that many
+        threads (:class:`StepWorkers`), and when encoding (every byte is
+        known in advance, so the network does not wait for the coder) they
+        run ahead of the lane kernel on a thread of their own.  The coded
+        bits are the same for every ``threads``.
+        """
         lane_len = -(-size // lanes)
         lanes = -(-size // lane_len)  # no empty lanes
         last_len = size - (lanes - 1) * lane_len
@@ -152,24 +169,94 @@ class NeuralMixModel(Model):
         lane_state = np.zeros((lanes, kernel.LANE_FIELDS), dtype=np.int64)
         rec = np.zeros((lanes, kernel.REC_FIELDS), dtype=np.int64)
         local = np.zeros((lanes, kernel.LOCAL_INPUTS, kernel.LOCAL_SIZE), dtype=np.uint16)
-        engine = self.engine
-        state = engine.new_state(lanes, self.adapt_rate)
-        freqs = np.empty((lanes, 256), dtype=np.int64)
         starts = np.arange(lanes, dtype=np.int64) * lane_len
         buf = dst if decoding else src
-        inputs = np.full(lanes, START_BYTE, dtype=np.uint8)
-        kernel.start(decoding, src, mixing.coder)
-        for t in range(lane_len):
-            engine.step(state, inputs, freqs)
-            nact = lanes if t < last_len else lanes - 1
-            ok = kernel.step(
-                decoding, t, nact, lane_len, size, src, dst, freqs, params, table, match_table,
+
+        def code(t: int, freqs: np.ndarray) -> bool:
+            return kernel.step(
+                decoding, t, active(t), lane_len, size, src, dst, freqs, params, table, match_table,
                 lane_state, rec, local, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_d, mixing.w_f, mixing.sm,
                 mixing.msm, mixing.apm2, mixing.apm_nn, mixing.apm_o2, mixing.coder, self.variant,
             )  # fmt: skip
-            if not ok:
-                return None
-            inputs = buf[np.minimum(starts + t, size - 1)]  # this step's bytes: the next step reads them
-            if self.adapt_rate:
-                engine.learn(state, inputs, freqs, nact)
-        return mixing.coder
+
+        def active(t: int) -> int:
+            return lanes if t < last_len else lanes - 1
+
+        def read(t: int) -> np.ndarray:
+            return buf[np.minimum(starts + t, size - 1)]  # step t's bytes: the next step reads them
+
+        kernel.start(decoding, src, mixing.coder)
+        state = self.engine.new_state(lanes, self.adapt_rate)
+        helpers = threads - 1 if threads > 1 and not decoding else threads
+        with blas.one_thread(), StepWorkers(self.engine, state, lanes, helpers) as network:
+            if threads > 1 and not decoding:
+                ok = _pipelined(network, lane_len, read, active, code, self.adapt_rate > 0)
+            else:
+                ok = _in_turn(network, lane_len, read, active, code, self.adapt_rate > 0)
+        return mixing.coder if ok else None
+
+
+Reader = Callable[[int], np.ndarray]
+Counter = Callable[[int], int]
+Coder = Callable[[int, np.ndarray], bool]
+
+
+def _in_turn(network: StepWorkers, steps: int, read: Reader, active: Counter, code: Coder, learns: bool) -> bool:
+    """Network, then coder, then learning, step after step (decoding must: each step reads what was decoded)."""
+    lanes = network.state.h[0].shape[0]
+    freqs = np.empty((lanes, 256), dtype=np.int64)
+    inputs = np.full(lanes, START_BYTE, dtype=np.uint8)
+    for t in range(steps):
+        network.step(inputs, freqs)
+        if not code(t, freqs):
+            return False
+        inputs = read(t)
+        if learns:
+            network.learn(inputs, freqs, active(t))
+    return True
+
+
+def _pipelined(network: StepWorkers, steps: int, read: Reader, active: Counter, code: Coder, learns: bool) -> bool:
+    """Encoding: the network runs up to :data:`AHEAD` steps ahead of the coder, on a thread of its own."""
+    lanes = network.state.h[0].shape[0]
+    ring = [np.empty((lanes, 256), dtype=np.int64) for _ in range(AHEAD)]
+    ready, free = threading.Semaphore(0), threading.Semaphore(AHEAD)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def predict() -> None:
+        try:
+            inputs = np.full(lanes, START_BYTE, dtype=np.uint8)
+            for t in range(steps):
+                free.acquire()
+                if stop.is_set():
+                    return
+                freqs = ring[t % AHEAD]
+                network.step(inputs, freqs)
+                inputs = read(t)
+                if learns:
+                    network.learn(inputs, freqs, active(t))  # before the coder sees freqs: learning reads them
+                ready.release()
+        except BaseException as e:  # re-raised on the coding thread
+            failure.append(e)
+            ready.release()
+
+    producer = threading.Thread(target=predict, name="nzip-network", daemon=True)
+    producer.start()
+    ok = True
+    try:
+        for t in range(steps):
+            ready.acquire()
+            if failure:
+                break
+            if not code(t, ring[t % AHEAD]):
+                ok = False
+                break
+            free.release()
+    finally:
+        stop.set()
+        free.release()
+        producer.join()
+    if failure:
+        raise failure[0]
+    return ok

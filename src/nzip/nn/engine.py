@@ -70,11 +70,7 @@ _HALF_LUT = LUT_SIZE // 2
 
 @njit(cache=True, inline="always")
 def _lut_index(v):
-    if v < -_HALF_LUT:
-        return 0
-    if v >= _HALF_LUT:
-        return LUT_SIZE - 1
-    return v + _HALF_LUT
+    return min(max(v + _HALF_LUT, 0), LUT_SIZE - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -94,18 +90,17 @@ def _gru_update(gi, rows, acc, mult, b_hn, h, h8, sig, tanh):
     """
     hd = h.shape[1]
     for b in range(h.shape[0]):
-        gb = gi[rows[b]]
+        gb, ab, hb, h8b = gi[rows[b]], acc[b], h[b], h8[b]
         for j in range(hd):
-            gr = (np.int64(acc[b, j]) * mult[j] + _ROUND) >> MULT_SHIFT
-            gz = (np.int64(acc[b, hd + j]) * mult[hd + j] + _ROUND) >> MULT_SHIFT
-            gn = ((np.int64(acc[b, 2 * hd + j]) * mult[2 * hd + j] + _ROUND) >> MULT_SHIFT) + b_hn[j]
+            gr = (np.int64(ab[j]) * mult[j] + _ROUND) >> MULT_SHIFT
+            gz = (np.int64(ab[hd + j]) * mult[hd + j] + _ROUND) >> MULT_SHIFT
+            gn = ((np.int64(ab[2 * hd + j]) * mult[2 * hd + j] + _ROUND) >> MULT_SHIFT) + b_hn[j]
             r = np.int64(sig[_lut_index(gb[j] + gr)])
             z = np.int64(sig[_lut_index(gb[hd + j] + gz)])
             n = np.int64(tanh[_lut_index(gb[2 * hd + j] + ((r * gn + 8192) >> 14))])
-            v = n + ((z * (np.int64(h[b, j]) - n) + 8192) >> 14)
-            h[b, j] = v
-            v8 = (v + 64) >> 7
-            h8[b, j] = min(127, max(-127, v8))
+            v = n + ((z * (np.int64(hb[j]) - n) + 8192) >> 14)
+            hb[j] = v
+            h8b[j] = min(127, max(-127, (v + 64) >> 7))
 
 
 @njit(cache=True, nogil=True)
@@ -138,46 +133,52 @@ def _softmax_freqs(acc, mult, bias, lut_exp, freqs):
 def _output_error(freqs, targets, active, err, bias, rate, cols):
     """Quantized ``p - onehot`` of lanes ``< active``, packed to the symbols where it is non-zero.
 
-    Writes those symbols to ``cols`` and their errors to ``err[:, :k]``
-    (other lanes zero), updates the bias offsets, and returns ``k``.  Most
-    symbols' errors round to zero, and skipping them changes nothing.
+    Writes those symbols to ``cols`` and their errors to the rows ``err[:k]``
+    (one row per symbol, one column per lane; other lanes zero), updates the
+    bias offsets, and returns ``k``.  Most symbols' errors round to zero, and
+    skipping them changes nothing.
     """
     lanes, n = freqs.shape
-    e = np.zeros((lanes, n), dtype=np.int64)
-    total = np.zeros(n, dtype=np.int64)
-    used = np.zeros(n, dtype=np.bool_)
-    for b in range(active):
-        for s in range(n):
+    k = 0
+    for s in range(n):
+        total = np.int64(0)
+        row = err[k]
+        for b in range(active):
             v = (freqs[b, s] + 128) >> 8
             if s == targets[b]:
                 v = (freqs[b, s] - FREQ_TOTAL + 128) >> 8
-            e[b, s] = v
-            total[s] += v
-            if v != 0:
-                used[s] = True
-    k = 0
-    for s in range(n):
-        bias[s] = min(_BIAS_LIMIT, max(-_BIAS_LIMIT, bias[s] - ((rate * total[s] + 8) >> 4)))
-        if used[s]:
+            row[b] = v
+            total += v
+        bias[s] = min(_BIAS_LIMIT, max(-_BIAS_LIMIT, bias[s] - ((rate * total + 8) >> 4)))
+        nonzero = False
+        for b in range(active):
+            if row[b] != 0:
+                nonzero = True
+                break
+        if nonzero:
+            for b in range(active, lanes):
+                row[b] = 0
             cols[k] = s
-            for b in range(lanes):
-                err[b, k] = e[b, s]
             k += 1
     return k
 
 
 @njit(cache=True, nogil=True)
 def _adapt_weights(grad, cols, gain, w_out, delta, w_eff):
-    """One SGD step on the output weights' offsets of symbols ``cols``, and the weights the next step uses."""
-    for j in range(grad.shape[0]):
-        for c in range(cols.shape[0]):
-            s = cols[c]
-            g = (np.int64(grad[j, c]) + 128) >> 8
-            d = delta[j, s] - ((g * gain[s] + 128) >> 8)
-            d = min(_DELTA_LIMIT, max(-_DELTA_LIMIT, d))
-            delta[j, s] = d
-            w = np.int64(w_out[j, s]) + ((d + 32768) >> 16)
-            w_eff[j, s] = min(255, max(-255, w))
+    """One SGD step on the output weights' offsets of symbols ``cols``, and the weights the next step uses.
+
+    ``grad[c]`` is the gradient row of symbol ``cols[c]``; ``w_out``,
+    ``delta`` and ``w_eff`` hold one row per symbol.
+    """
+    for c in range(cols.shape[0]):
+        s = cols[c]
+        gs = gain[s]
+        gr, dr, wr, er = grad[c], delta[s], w_out[s], w_eff[s]
+        for j in range(gr.shape[0]):
+            g = (np.int64(gr[j]) + 128) >> 8
+            d = min(_DELTA_LIMIT, max(-_DELTA_LIMIT, dr[j] - ((g * gs + 128) >> 8)))
+            dr[j] = d
+            er[j] = min(255, max(-255, np.int64(wr[j]) + ((d + 32768) >> 16)))
 
 
 @dataclass
@@ -186,11 +187,12 @@ class Adaptation:
 
     rate: int  # learning rate in units of 2**-20
     gain: np.ndarray  # (256,) int64: rate over each output row's scale
-    w_eff: np.ndarray  # (hidden, 256) float32 integers in [-255, 255]: the weights in use
-    delta: np.ndarray  # (hidden, 256) int64: learned offsets, Q16 weight units
+    w_eff: np.ndarray  # (256, hidden) float32 integers in [-255, 255]: the weights in use, a row per symbol
+    delta: np.ndarray  # (256, hidden) int64: learned offsets, Q16 weight units
     bias: np.ndarray  # (256,) int64: learned bias offsets, Q16 of Q8 logits
-    err: np.ndarray  # (lanes, 256) float32 scratch: the last step's quantized errors
+    err: np.ndarray  # (256, lanes) float32 scratch: the last step's quantized errors, a row per symbol
     cols: np.ndarray  # (256,) int64 scratch: the symbols whose errors are non-zero
+    bias_in_use: np.ndarray  # (256,) int64: the output biases the next step uses (b_out plus the learned part)
 
 
 @dataclass
@@ -224,6 +226,7 @@ class GRUEngine:
         self.m_ih = [self._mult(a, f"m_ih{k}", g) for k in range(1, self.layers)]
         self.b_in = [a[f"b_in{k}"].astype(np.int64) for k in range(1, self.layers)]
         self.w_out = self._weights(a, "w_out", 256)
+        self.w_out_rows = np.ascontiguousarray(self.w_out.T)  # (256, hidden): one row per symbol, for learning
         self.m_out = self._mult(a, "m_out", 256)
         self.b_out = a["b_out"].astype(np.int64)
         self.sigmoid = a["lut_sigmoid"].astype(np.int32)
@@ -273,11 +276,12 @@ class GRUEngine:
             adapt = Adaptation(
                 rate,
                 np.minimum(gain, ADAPT_MAX_GAIN).astype(np.int64),
-                self.w_out.copy(),
-                np.zeros((self.hidden, 256), dtype=np.int64),
+                self.w_out_rows.copy(),
+                np.zeros((256, self.hidden), dtype=np.int64),
                 np.zeros(256, dtype=np.int64),
-                np.zeros((lanes, 256), dtype=np.float32),
+                np.zeros((256, lanes), dtype=np.float32),
                 np.zeros(256, dtype=np.int64),
+                self.b_out.copy(),
             )
         return State(
             [np.zeros((lanes, self.hidden), dtype=np.int32) for _ in range(self.layers)],
@@ -285,23 +289,28 @@ class GRUEngine:
             adapt,
         )
 
-    def step(self, state: State, inputs: np.ndarray, freqs: np.ndarray) -> None:
-        """Read one byte per lane (``inputs``), then write each lane's next-byte frequencies into ``freqs``."""
-        lanes = inputs.shape[0]
+    def step(self, state: State, inputs: np.ndarray, freqs: np.ndarray, lanes: slice = slice(None)) -> None:
+        """Read one byte per lane (``inputs``), then write each lane's next-byte frequencies into ``freqs``.
+
+        With ``lanes``, only those rows of ``inputs``, ``freqs`` and the
+        state: lanes are independent within a step, so threads may step
+        disjoint ranges at once (see :mod:`nzip.nn.workers`).
+        """
+        inputs, freqs = inputs[lanes], freqs[lanes]
+        h, h8 = [v[lanes] for v in state.h], [v[lanes] for v in state.h8]
         gi, rows = self.table0, inputs
         for k in range(self.layers):
             if k > 0:
-                acc_in = state.h8[k - 1] @ self.w_ih[k - 1]
-                gi, rows = np.empty((lanes, 3 * self.hidden), dtype=np.int64), np.arange(lanes)
+                acc_in = h8[k - 1] @ self.w_ih[k - 1]
+                gi, rows = np.empty((len(inputs), 3 * self.hidden), dtype=np.int64), np.arange(len(inputs))
                 _requant(acc_in, self.m_ih[k - 1], self.b_in[k - 1], gi)
-            acc = state.h8[k] @ self.w_hh[k]
-            _gru_update(gi, rows, acc, self.m_hh[k], self.b_hn[k], state.h[k], state.h8[k], self.sigmoid, self.tanh)
+            acc = h8[k] @ self.w_hh[k]
+            _gru_update(gi, rows, acc, self.m_hh[k], self.b_hn[k], h[k], h8[k], self.sigmoid, self.tanh)
         a = state.adapt
         if a is None:
-            _softmax_freqs(state.h8[-1] @ self.w_out, self.m_out, self.b_out, self.exp, freqs)
+            _softmax_freqs(h8[-1] @ self.w_out, self.m_out, self.b_out, self.exp, freqs)
         else:
-            bias = self.b_out + ((a.bias + 32768) >> 16)
-            _softmax_freqs(state.h8[-1] @ a.w_eff, self.m_out, bias, self.exp, freqs)
+            _softmax_freqs(h8[-1] @ a.w_eff.T, self.m_out, a.bias_in_use, self.exp, freqs)
 
     def learn(self, state: State, targets: np.ndarray, freqs: np.ndarray, active: int) -> None:
         """Train the output layer on the bytes the last :meth:`step` predicted with ``freqs``.
@@ -311,8 +320,9 @@ class GRUEngine:
         """
         a = state.adapt
         k = _output_error(freqs, targets, active, a.err, a.bias, a.rate, a.cols)
-        grad = state.h8[-1].T @ a.err[:, :k]
-        _adapt_weights(grad, a.cols[:k], a.gain, self.w_out, a.delta, a.w_eff)
+        a.bias_in_use = self.b_out + ((a.bias + 32768) >> 16)
+        grad = a.err[:k] @ state.h8[-1]
+        _adapt_weights(grad, a.cols[:k], a.gain, self.w_out_rows, a.delta, a.w_eff)
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> bytes:

@@ -1,0 +1,109 @@
+"""Threads inside a frame: the neural levels' steps shared by several threads, the archive unchanged."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import nzip
+from conftest import sample_text
+from nzip import codec
+from nzip.models import NEURAL
+from nzip.nn import blas
+from nzip.nn.workers import StepWorkers, split
+
+
+@pytest.fixture(scope="module")
+def frame() -> bytes:
+    # 64 lanes of uneven length (the last lane is shorter), text with a binary stretch in it
+    return sample_text(150_001, seed=3)[:90_000] + bytes(range(256)) * 40 + sample_text(50_000, seed=4)
+
+
+@pytest.fixture(scope="module")
+def archive(frame: bytes) -> bytes:
+    return nzip.compress(frame, 6, threads=1)
+
+
+def test_split_covers_every_lane_once() -> None:
+    for count in (1, 2, 7, 64):
+        for parts in (1, 2, 3, 5, 100):
+            slices = split(count, parts)
+            assert len(slices) == min(count, parts)
+            assert [i for s in slices for i in range(count)[s]] == list(range(count))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_archive_does_not_depend_on_threads(frame: bytes, archive: bytes, threads: int) -> None:
+    assert nzip.compress(frame, 6, threads=threads) == archive
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_decoding_on_threads(frame: bytes, archive: bytes, threads: int) -> None:
+    assert nzip.decompress(archive, threads=threads) == frame
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_model_frames_on_threads_match(frame: bytes, threads: int) -> None:
+    data = frame[:40_000]
+    payload = NEURAL.encode(data, 1)
+    assert NEURAL.encode(data, threads) == payload
+    assert NEURAL.decode(payload, len(data), threads) == data
+
+
+def test_incompressible_frame_stops_the_pipeline() -> None:
+    data = np.random.default_rng(1).integers(0, 256, 30_000, dtype=np.uint8).tobytes()
+    before = threading.active_count()
+    assert NEURAL._encode_lanes(data, 2) is None  # the coder's output fills up; the network thread must end
+    assert threading.active_count() == before
+
+
+def test_a_failing_helper_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = NEURAL.engine
+    real = type(engine).step
+
+    def step(self, state, inputs, freqs, lanes=slice(None)):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("injected")
+        real(self, state, inputs, freqs, lanes)
+
+    monkeypatch.setattr(type(engine), "step", step)
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="injected"):
+        NEURAL._encode_lanes(sample_text(20_000), 3)  # the network thread and its helper
+    with pytest.raises(RuntimeError, match="injected"):
+        NEURAL._encode_lanes(sample_text(20_000), 2)  # the network thread alone
+    with pytest.raises(RuntimeError, match="injected"):
+        NEURAL.decode(NEURAL.encode(sample_text(20_000)), 20_000, 2)  # decoding: a helper
+    assert threading.active_count() == before
+
+
+def test_workers_close_twice() -> None:
+    state = NEURAL.engine.new_state(8)
+    workers = StepWorkers(NEURAL.engine, state, 8, 3)
+    workers.close()
+    workers.close()
+
+
+def test_blas_setting_is_restored() -> None:
+    functions = blas._functions()
+    if functions is None:
+        pytest.skip("no OpenBLAS thread setting in this numpy")
+    _, getter = functions
+    before = getter()
+    with blas.one_thread():
+        assert getter() == 1
+        with blas.one_thread():
+            assert getter() == 1
+        assert getter() == 1
+    assert getter() == before
+
+
+def test_frames_at_once_fits_memory() -> None:
+    assert codec.frames_at_once(4, 1) == 4
+    assert codec.frames_at_once(4, 1 << 62) == 1  # no machine has room for two such frames
+    if hasattr(os, "sysconf"):
+        quarter = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+        assert codec.frames_at_once(64, quarter // 3) == 3
