@@ -24,7 +24,14 @@ import numpy
 
 # The numba kernels compile Python bytecode and must not be instrumented; the
 # container, codec and recovery code around them is what the fuzzer explores.
-_COMPILED = ["nzip.coder", "nzip.logistic", "nzip.models.cm_kernel", "nzip.models.lanes_kernel", "nzip.nn.engine"]
+_COMPILED = [
+    "nzip.coder",
+    "nzip.logistic",
+    "nzip.models.cm_kernel",
+    "nzip.models.lanes_kernel",
+    "nzip.nn.engine",
+    "nzip.nn.intmm",
+]
 with atheris.instrument_imports(include=["nzip"], exclude=_COMPILED):
     import nzip
     from nzip._mutate import refresh_checksums

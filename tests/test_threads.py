@@ -12,7 +12,7 @@ import nzip
 from conftest import sample_text
 from nzip import codec
 from nzip.models import NEURAL
-from nzip.nn import blas
+from nzip.nn import intmm
 from nzip.nn.workers import StepWorkers, split
 
 
@@ -87,18 +87,23 @@ def test_workers_close_twice() -> None:
     workers.close()
 
 
-def test_blas_setting_is_restored() -> None:
-    functions = blas._functions()
-    if functions is None:
-        pytest.skip("no OpenBLAS thread setting in this numpy")
-    _, getter = functions
-    before = getter()
-    with blas.one_thread():
-        assert getter() == 1
-        with blas.one_thread():
-            assert getter() == 1
-        assert getter() == 1
-    assert getter() == before
+def test_products_are_exact_at_every_shape() -> None:
+    rng = np.random.default_rng(7)
+    for rows, cols, inner in ((1, 1, 16), (3, 5, 16), (4, 2, 32), (7, 9, 48), (64, 960, 320), (13, 256, 64)):
+        a = rng.integers(-255, 256, (rows, inner)).astype(np.int16)
+        w = rng.integers(-255, 256, (cols, inner)).astype(np.int16)
+        out = np.empty((rows, cols), dtype=np.int32)
+        intmm.matmul(a, w, out)
+        assert (out == a.astype(np.int64) @ w.T.astype(np.int64)).all()
+        part = np.empty((rows - rows // 2, cols), dtype=np.int32)
+        intmm.matmul(a[rows // 2 :], w, part)  # a range of rows, as a thread steps its lanes
+        assert (part == out[rows // 2 :]).all()
+
+
+def test_products_check_shapes() -> None:
+    a = np.zeros((4, 20), dtype=np.int16)
+    with pytest.raises(ValueError):
+        intmm.matmul(a, np.zeros((2, 20), dtype=np.int16), np.empty((4, 2), dtype=np.int32))
 
 
 def test_frames_at_once_fits_memory() -> None:

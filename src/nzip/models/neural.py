@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..logistic import SQUASH
-from ..nn import blas
 from ..nn.engine import START_BYTE, GRUEngine
 from ..nn.workers import StepWorkers
 from . import cm_kernel
@@ -188,7 +187,7 @@ class NeuralMixModel(Model):
         kernel.start(decoding, src, mixing.coder)
         state = self.engine.new_state(lanes, self.adapt_rate)
         helpers = threads - 1 if threads > 1 and not decoding else threads
-        with blas.one_thread(), StepWorkers(self.engine, state, lanes, helpers) as network:
+        with StepWorkers(self.engine, state, lanes, helpers) as network:
             if threads > 1 and not decoding:
                 ok = _pipelined(network, lane_len, read, active, code, self.adapt_rate > 0)
             else:

@@ -1,12 +1,13 @@
 """Bit-exact integer inference of the byte-level GRU (numpy and numba, no PyTorch).
 
 Every number that influences a prediction is an integer, so the frequencies
-this engine produces are the same on every CPU, BLAS library, thread count
-and batch size.  The matrix products are the one place where floating-point
-hardware is used: both operands are int8 values (weights in [-127, 127],
-states rounded to [-127, 127]) held in float32, and with an inner dimension
-of at most :data:`MAX_INNER` every partial sum, in whatever order a BLAS adds
-them, stays below 2**24 in magnitude and is therefore exact.
+this engine produces are the same on every CPU, thread count and batch size.
+The matrix products are integer products too (:mod:`nzip.nn.intmm`: int16
+operands holding int8 weights and states, int32 sums, no BLAS).  Earlier
+versions made them in float32 BLAS, exact because every partial sum stayed
+below 2**24 (:data:`MAX_INNER`, :data:`ADAPT_MAX_INNER`); the integer
+products give the same numbers, so the bounds still hold the models' shapes
+where archives expect them.
 
 One step for a batch of lanes (``Q8``: units of 1/256, ``Q14``: of 1/16384)::
 
@@ -32,14 +33,14 @@ were actually there.  In integers, with ``rate`` the learning rate in units
 of 2**-20 and ``gain_s = min(2**18 - 1, rate * 2**22 // m_out[s])``::
 
     err       = freqs - 65536 * onehot(byte) + 128 >> 8       (lanes, 256), |err| <= 256
-    grad      = h8^T err                                      (hidden, 256), exact: |grad| < 2**24
+    grad      = h8^T err                                      (hidden, 256), |grad| < 2**24
     delta    -= (grad + 128 >> 8) * gain_s + 128 >> 8         Q16 weight units, clipped to +-255
     w_eff     = clip(w_out + (delta + 2**15 >> 16), -255, 255)
     bias     -= rate * sum_lanes(err) + 8 >> 4                Q16 of Q8 logits, clipped to +-16 logits
 
 and the logits use ``w_eff`` and ``b_out + (bias + 2**15 >> 16)``.  With at
 most :data:`ADAPT_MAX_LANES` lanes and :data:`ADAPT_MAX_INNER` hidden units
-both products stay exact in float32.  Measured with the float model on
+both products would be exact even in float32.  Measured with the float model on
 alice29.txt, the network alone drops from 2.20 to 1.96 bits per byte.
 """
 
@@ -53,6 +54,7 @@ import numpy as np
 from numba import njit
 
 from .export import FORMAT_VERSION, LUT_SIZE, MULT_SHIFT
+from .intmm import matmul, padded
 
 MAX_INNER = 1040  # 1040 * 127 * 127 < 2**24
 FREQ_TOTAL = 1 << 16
@@ -83,7 +85,7 @@ def _requant(acc, mult, bias, out):
 
 @njit(cache=True, nogil=True)
 def _gru_update(gi, rows, acc, mult, b_hn, h, h8, sig, tanh):
-    """Advance the state ``h`` (Q14, in place) and write its int8 form ``h8`` (as float32).
+    """Advance the state ``h`` (Q14, in place) and write its int8 form ``h8`` (as int16, for products).
 
     Lane ``b``'s input pre-activations are ``gi[rows[b]]`` (layer 0: rows of
     the input table, indexed by byte; deeper layers: their own row).
@@ -187,10 +189,11 @@ class Adaptation:
 
     rate: int  # learning rate in units of 2**-20
     gain: np.ndarray  # (256,) int64: rate over each output row's scale
-    w_eff: np.ndarray  # (256, hidden) float32 integers in [-255, 255]: the weights in use, a row per symbol
+    w_eff: np.ndarray  # (256, inner) int16 in [-255, 255]: the weights in use, a row per symbol
     delta: np.ndarray  # (256, hidden) int64: learned offsets, Q16 weight units
     bias: np.ndarray  # (256,) int64: learned bias offsets, Q16 of Q8 logits
-    err: np.ndarray  # (256, lanes) float32 scratch: the last step's quantized errors, a row per symbol
+    err: np.ndarray  # (256, padded lanes) int16 scratch: the last step's quantized errors, a row per symbol
+    h8_t: np.ndarray  # (hidden, padded lanes) int16 scratch: the top layer's h8, a row per unit
     cols: np.ndarray  # (256,) int64 scratch: the symbols whose errors are non-zero
     bias_in_use: np.ndarray  # (256,) int64: the output biases the next step uses (b_out plus the learned part)
 
@@ -200,7 +203,7 @@ class State:
     """Hidden state of a batch of lanes: Q14 integers, and their int8 form for products."""
 
     h: list[np.ndarray]  # per layer, (lanes, hidden) int32
-    h8: list[np.ndarray]  # per layer, (lanes, hidden) float32 holding integers in [-127, 127]
+    h8: list[np.ndarray]  # per layer, (lanes, inner) int16 in [-127, 127]; columns past hidden stay 0
     adapt: Adaptation | None = None  # the output layer's learned part, if it learns
 
 
@@ -214,6 +217,7 @@ class GRUEngine:
         self.hidden, self.layers = (int(v) for v in a["shape"])
         if not 1 <= self.hidden <= MAX_INNER or self.layers < 1:
             raise ValueError("neural model shape out of range")
+        self.inner = padded(self.hidden)  # the products' inner dimension: hidden, zero-padded
         g = 3 * self.hidden
         self._check(a, "table0", np.int32, (256, g))
         self._check(a, "w_out", np.int8, (256, self.hidden))
@@ -226,7 +230,6 @@ class GRUEngine:
         self.m_ih = [self._mult(a, f"m_ih{k}", g) for k in range(1, self.layers)]
         self.b_in = [a[f"b_in{k}"].astype(np.int64) for k in range(1, self.layers)]
         self.w_out = self._weights(a, "w_out", 256)
-        self.w_out_rows = np.ascontiguousarray(self.w_out.T)  # (256, hidden): one row per symbol, for learning
         self.m_out = self._mult(a, "m_out", 256)
         self.b_out = a["b_out"].astype(np.int64)
         self.sigmoid = a["lut_sigmoid"].astype(np.int32)
@@ -243,9 +246,11 @@ class GRUEngine:
             raise ValueError(f"neural model array {name!r} missing or malformed")
 
     def _weights(self, a: dict[str, np.ndarray], name: str, rows: int) -> np.ndarray:
-        """A weight matrix, transposed to (inputs, rows) float32 for exact products."""
+        """A weight matrix as int16 rows (one per output) of :attr:`inner` columns, zero past ``hidden``."""
         self._check(a, name, np.int8, (rows, self.hidden))
-        return np.ascontiguousarray(a[name].T.astype(np.float32))
+        w = np.zeros((rows, self.inner), dtype=np.int16)
+        w[:, : self.hidden] = a[name]
+        return w
 
     def _mult(self, a: dict[str, np.ndarray], name: str, rows: int) -> np.ndarray:
         self._check(a, name, np.int64, (rows,))
@@ -276,16 +281,17 @@ class GRUEngine:
             adapt = Adaptation(
                 rate,
                 np.minimum(gain, ADAPT_MAX_GAIN).astype(np.int64),
-                self.w_out_rows.copy(),
+                self.w_out.copy(),
                 np.zeros((256, self.hidden), dtype=np.int64),
                 np.zeros(256, dtype=np.int64),
-                np.zeros((256, lanes), dtype=np.float32),
+                np.zeros((256, padded(lanes)), dtype=np.int16),
+                np.zeros((self.hidden, padded(lanes)), dtype=np.int16),
                 np.zeros(256, dtype=np.int64),
                 self.b_out.copy(),
             )
         return State(
             [np.zeros((lanes, self.hidden), dtype=np.int32) for _ in range(self.layers)],
-            [np.zeros((lanes, self.hidden), dtype=np.float32) for _ in range(self.layers)],
+            [np.zeros((lanes, self.inner), dtype=np.int16) for _ in range(self.layers)],
             adapt,
         )
 
@@ -301,16 +307,16 @@ class GRUEngine:
         gi, rows = self.table0, inputs
         for k in range(self.layers):
             if k > 0:
-                acc_in = h8[k - 1] @ self.w_ih[k - 1]
+                acc_in = _product(h8[k - 1], self.w_ih[k - 1])
                 gi, rows = np.empty((len(inputs), 3 * self.hidden), dtype=np.int64), np.arange(len(inputs))
                 _requant(acc_in, self.m_ih[k - 1], self.b_in[k - 1], gi)
-            acc = h8[k] @ self.w_hh[k]
+            acc = _product(h8[k], self.w_hh[k])
             _gru_update(gi, rows, acc, self.m_hh[k], self.b_hn[k], h[k], h8[k], self.sigmoid, self.tanh)
         a = state.adapt
         if a is None:
-            _softmax_freqs(h8[-1] @ self.w_out, self.m_out, self.b_out, self.exp, freqs)
+            _softmax_freqs(_product(h8[-1], self.w_out), self.m_out, self.b_out, self.exp, freqs)
         else:
-            _softmax_freqs(h8[-1] @ a.w_eff.T, self.m_out, a.bias_in_use, self.exp, freqs)
+            _softmax_freqs(_product(h8[-1], a.w_eff), self.m_out, a.bias_in_use, self.exp, freqs)
 
     def learn(self, state: State, targets: np.ndarray, freqs: np.ndarray, active: int) -> None:
         """Train the output layer on the bytes the last :meth:`step` predicted with ``freqs``.
@@ -321,8 +327,17 @@ class GRUEngine:
         a = state.adapt
         k = _output_error(freqs, targets, active, a.err, a.bias, a.rate, a.cols)
         a.bias_in_use = self.b_out + ((a.bias + 32768) >> 16)
-        grad = a.err[:k] @ state.h8[-1]
-        _adapt_weights(grad, a.cols[:k], a.gain, self.w_out_rows, a.delta, a.w_eff)
+        lanes = freqs.shape[0]
+        a.h8_t[:, :lanes] = state.h8[-1][:, : self.hidden].T
+        grad = _product(a.err[:k], a.h8_t)
+        _adapt_weights(grad, a.cols[:k], a.gain, self.w_out, a.delta, a.w_eff)
+
+
+def _product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a @ w.T`` exactly, in int32 (rows of int16 along the inner dimension)."""
+    out = np.empty((a.shape[0], w.shape[0]), dtype=np.int32)
+    matmul(a, w, out)
+    return out
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> bytes:

@@ -23,13 +23,14 @@ class TorchGRUEngine:
         self.device = device
         self.engine = engine
         self.table0 = t(engine.table0)
-        self.w_hh = [t(w, torch.float64) for w in engine.w_hh]
+        hidden = engine.hidden  # the engine keeps int16 rows (one per output), zero-padded past hidden
+        self.w_hh = [t(w[:, :hidden].T, torch.float64) for w in engine.w_hh]
         self.m_hh = [t(m) for m in engine.m_hh]
         self.b_hn = [t(b) for b in engine.b_hn]
-        self.w_ih = [t(w, torch.float64) for w in engine.w_ih]
+        self.w_ih = [t(w[:, :hidden].T, torch.float64) for w in engine.w_ih]
         self.m_ih = [t(m) for m in engine.m_ih]
         self.b_in = [t(b) for b in engine.b_in]
-        self.w_out = t(engine.w_out, torch.float64)
+        self.w_out = t(engine.w_out[:, :hidden].T, torch.float64)
         self.m_out = t(engine.m_out)
         self.b_out = t(engine.b_out)
         self.sigmoid = t(engine.sigmoid)
