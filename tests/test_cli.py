@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import nzip
+from conftest import sample_text
 
 
 def run(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -149,3 +150,16 @@ def test_usage_errors_and_unwritable_output(work: Path) -> None:
     assert r.returncode == 1
     target = work / "missing" / "x.nz"
     assert r.stderr.strip().splitlines() == [f"nzip: a.txt: cannot write {target}: No such file or directory".encode()]
+
+
+def test_threads_default_to_every_core_and_never_change_the_archive(work: Path) -> None:
+    data = sample_text(40_000, seed=9)
+    default = run("-c", "-", cwd=work, stdin=data)
+    one = run("-T", "1", "-c", "-", cwd=work, stdin=data)
+    three = run("-T", "3", "-c", "-", cwd=work, stdin=data)
+    assert default.returncode == one.returncode == three.returncode == 0
+    assert default.stdout == one.stdout == three.stdout
+    back = run("-T", "2", "-d", "-c", "-", cwd=work, stdin=default.stdout)
+    assert back.returncode == 0 and back.stdout == data
+    bad = run("--threads=-1", "-c", "-", cwd=work, stdin=data)
+    assert bad.returncode == 1 and bad.stderr.count(b"\n") == 1
