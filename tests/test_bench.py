@@ -77,3 +77,55 @@ def test_a_failing_baseline_is_reported_and_the_run_goes_on(
     assert "round trip failed: a: broken: ValueError: decoder gave up" in out
     assert "8.000*" in out  # the total over the file that passed, marked
     assert "all nzip round trips verified" in out
+
+
+def _plot_results() -> dict[str, dict[str, Result]]:
+    return {
+        "a.txt": {"nzip -6": Result("a.txt", 1000, 220, 0.02, 0.02), "gzip -9": Result("a.txt", 1000, 350, 0.0001, 0)},
+        "b.bin": {"nzip -6": Result("b.bin", 3000, 900, 0.06, 0.05), "gzip -9": Result("b.bin", 3000, 1200, 0.0002, 0)},
+    }
+
+
+def test_plot_totals_are_bytes_over_bytes() -> None:
+    from nzip.bench_plot import totals
+
+    t = totals(_plot_results())
+    assert t["nzip -6"][0] == pytest.approx(8 * 1120 / 4000)
+    assert t["nzip -6"][1] == pytest.approx(4000 / 0.08 / 1e6)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_writes_a_valid_file(tmp_path: Path, suffix: str) -> None:
+    pytest.importorskip("matplotlib")
+    from nzip.bench_plot import plot
+
+    out = tmp_path / f"bench{suffix}"
+    plot(_plot_results(), out, per_file=True)
+    data = out.read_bytes()
+    if suffix == ".png":
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+    else:
+        import xml.etree.ElementTree as ET
+
+        assert ET.fromstring(data).tag.endswith("svg")
+        assert b"nzip -6" in data and b"gzip -9" in data
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no partial file left
+
+
+def test_plot_refuses_an_unknown_format(tmp_path: Path) -> None:
+    from nzip.bench_plot import plot
+
+    with pytest.raises(ValueError, match="PNG or SVG"):
+        plot(_plot_results(), tmp_path / "bench.jpg")
+    assert bench.main(["--plot", str(tmp_path / "bench.gif"), "--no-baselines", str(tmp_path)]) == 1
+
+
+def test_bench_plot_from_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    sample = tmp_path / "in" / "sample.txt"
+    sample.parent.mkdir()
+    sample.write_bytes(sample_text(4000))
+    out = tmp_path / "plot.png"
+    assert bench.main(["--levels", "1", "--no-baselines", "--plot", str(out), "--plot-files", str(sample.parent)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert f"plot: {out}" in capsys.readouterr().out

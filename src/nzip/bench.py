@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--float-source", metavar="DIR", help="with --model: the HF folder it came from (float reference)")
     p.add_argument("--engine", default="numpy", help="with --model: numpy, torch or cuda (default numpy)")
     p.add_argument("--whole-process", action="store_true", help="also time whole nzip processes (start-up included)")
+    p.add_argument("--plot", metavar="FILE", help="also draw bits per byte against speed into FILE (.png or .svg)")
+    p.add_argument("--plot-files", action="store_true", help="with --plot: a point per file as well")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x]
     if args.memory:
@@ -292,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
             paths.append(path)
         else:
             print(f"nzip bench: {f}: no such file or directory", file=sys.stderr)
+            return 1
+    if args.plot:
+        from .bench_plot import check_available
+
+        problem = check_available(Path(args.plot))
+        if problem:
+            print(f"nzip bench: {problem}", file=sys.stderr)
             return 1
     if args.model:
         from .llm.bench import run
@@ -356,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         + " | ".join(f"{_mbps(int(t[0]), t[2])} / {_mbps(int(t[0]), t[3])}" for t in totals.values())
         + " |"
     )
+    if args.plot:
+        from .bench_plot import plot
+
+        plot(results, Path(args.plot), per_file=args.plot_files)
+        print(f"\nplot: {args.plot}")
     if args.whole_process:
         from .bench_process import print_table
 
