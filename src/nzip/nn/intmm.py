@@ -35,9 +35,18 @@ def padded(k: int) -> int:
     return -(-k // ALIGN) * ALIGN
 
 
-@intrinsic
-def _tile(typingctx, a, w, out, b0, j0):
-    """``out[b0 : b0 + 4, j0 : j0 + 2]`` from rows of ``a`` and ``w`` (C-contiguous int16, int32 out)."""
+def _make_tile(tile_rows: int, tile_cols: int):
+    """An intrinsic writing ``out[b0 : b0 + tile_rows, j0 : j0 + tile_cols]`` from rows of ``a`` and ``w``."""
+
+    @intrinsic
+    def tile(typingctx, a, w, out, b0, j0):
+        return _tile_typed(a, w, out, tile_rows, tile_cols)
+
+    return tile
+
+
+def _tile_typed(a, w, out, tile_rows: int, tile_cols: int):
+    """The signature and code generator of a tile (C-contiguous int16 operands, int32 out)."""
     for arr, dtype in ((a, types.int16), (w, types.int16), (out, types.int32)):
         if not isinstance(arr, types.Array) or arr.ndim != 2 or arr.layout != "C" or arr.dtype != dtype:
             return None
@@ -63,9 +72,9 @@ def _tile(typingctx, a, w, out, b0, j0):
         def rows(data, first, count):
             return [builder.gep(data, [builder.mul(builder.add(first, index(i)), inner)]) for i in range(count)]
 
-        a_rows, w_rows = rows(arr_a.data, b0_arg, _ROWS), rows(arr_w.data, j0_arg, _COLS)
+        a_rows, w_rows = rows(arr_a.data, b0_arg, tile_rows), rows(arr_w.data, j0_arg, tile_cols)
         zero = ir.Constant(pairs, [0] * (ALIGN // 2))
-        sums = [[cgutils.alloca_once_value(builder, zero) for _ in range(_COLS)] for _ in range(_ROWS)]
+        sums = [[cgutils.alloca_once_value(builder, zero) for _ in range(tile_cols)] for _ in range(tile_rows)]
 
         def load(row, k):
             vec = builder.load(builder.bitcast(builder.gep(row, [k]), half.as_pointer()), align=2)
@@ -74,15 +83,15 @@ def _tile(typingctx, a, w, out, b0, j0):
         with cgutils.for_range_slice(builder, index(0), inner, index(ALIGN)) as (k, _):
             va = [load(row, k) for row in a_rows]
             vw = [load(row, k) for row in w_rows]
-            for q in range(_ROWS):
-                for r in range(_COLS):
+            for q in range(tile_rows):
+                for r in range(tile_cols):
                     prod = builder.mul(va[q], vw[r])
                     pair = builder.add(
                         builder.shuffle_vector(prod, prod, even), builder.shuffle_vector(prod, prod, odd)
                     )
                     builder.store(builder.add(builder.load(sums[q][r]), pair), sums[q][r])
-        for q in range(_ROWS):
-            for r in range(_COLS):
+        for q in range(tile_rows):
+            for r in range(tile_cols):
                 vec = builder.load(sums[q][r])
                 total = builder.extract_element(vec, ir.Constant(i32, 0))
                 for e in range(1, ALIGN // 2):
@@ -92,6 +101,10 @@ def _tile(typingctx, a, w, out, b0, j0):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+_tile = _make_tile(_ROWS, _COLS)
+_row_tile = _make_tile(1, _COLS)
 
 
 @njit(cache=True, nogil=True)
@@ -104,9 +117,11 @@ def matmul(a, w, out):
     for b0 in range(0, whole_rows, _ROWS):
         for j0 in range(0, whole_cols, _COLS):
             _tile(a, w, out, b0, j0)
+    for b0 in range(whole_rows, rows):  # one lane at a time (frames under 8 KB have fewer than 4)
+        for j0 in range(0, whole_cols, _COLS):
+            _row_tile(a, w, out, b0, j0)
     for b in range(rows):
-        first = whole_cols if b < whole_rows else 0
-        for j in range(first, cols):
+        for j in range(whole_cols, cols):
             total = np.int32(0)
             for k in range(inner):
                 total += np.int32(a[b, k]) * np.int32(w[j, k])
