@@ -50,8 +50,15 @@ def seed_corpus(directory: Path) -> None:
     noise = numpy.random.default_rng(11).integers(0, 4, ids.size, dtype=numpy.uint32)
     records = numpy.stack([ids, ids * 7 + 3, noise], axis=1).astype("<u4").tobytes()
     (directory / "seed-level6-fallback").write_bytes(nzip.compress(records, level=6))  # a level-3 frame in nn3
-    (directory / "seed-empty").write_bytes(nzip.compress(b""))
-    (directory / "seed-two-members").write_bytes(nzip.compress(b"one ") + nzip.compress(b"two", level=1))
+    (directory / "seed-empty").write_bytes(nzip.compress(b"", compact=False))
+    (directory / "seed-two-members").write_bytes(
+        nzip.compress(b"one ", compact=False) + nzip.compress(b"two", level=1, compact=False)
+    )
+    for level in (1, 3, 6):  # compact members: one frame, a few bytes of header
+        (directory / f"seed-compact-level{level}").write_bytes(nzip.compress(text[:300], level=level))
+    (directory / "seed-compact-mixed").write_bytes(
+        nzip.compress(b"") + nzip.compress(bytes(range(40))) + nzip.compress(text, level=1, frame_size=1024)
+    )
 
 
 def test_one_input(data: bytes) -> None:

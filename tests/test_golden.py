@@ -19,8 +19,9 @@ GOLDEN = Path(__file__).parent / "golden"
 MODELS = {m.name: m for m in (*(model_for_level(level) for level in (1, 2, 3)), NEURAL, NEURAL_V2, NEURAL_V1)}
 
 
-def _compress(data: bytes, model: str, frame_size: int | None = None) -> bytes:
-    c = Compressor(6 if model.startswith("nn") else int(model[-1]), frame_size=frame_size, model=MODELS[model])
+def _compress(data: bytes, model: str, frame_size: int | None = None, compact: bool = False) -> bytes:
+    level = 6 if model.startswith("nn") else int(model[-1])
+    c = Compressor(level, frame_size=frame_size, model=MODELS[model], compact=compact)
     return c.compress(data) + c.flush()
 
 
@@ -47,6 +48,19 @@ def test_encoder_still_produces_golden_lanes(model: str) -> None:
     """A frame of about 37 KB: 17 lanes of the neural model, matches across lanes."""
     data = (GOLDEN / "text.bin").read_bytes()
     assert _compress(data, model) == (GOLDEN / f"text-v1-{model}.nz").read_bytes()
+
+
+COMPACT = [("message", "cm3"), ("message", "nn3"), ("records", "nn3"), ("empty", "cm1")]
+
+
+@pytest.mark.parametrize(("data", "model"), COMPACT, ids=lambda x: x)
+def test_encoder_still_produces_golden_compact_members(data: str, model: str) -> None:
+    raw = (GOLDEN / f"{data}.bin").read_bytes()
+    packed = _compress(raw, model, compact=True)
+    assert packed == (GOLDEN / f"{data}-v1-compact-{model}.nz").read_bytes()
+    if data == "records":  # the same payload as the full member's one frame
+        full = (GOLDEN / "records-v1-nn3.nz").read_bytes()
+        assert packed[-4 - 100 : -4] in full
 
 
 def test_default_level_is_the_newest_neural_model() -> None:

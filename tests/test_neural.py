@@ -219,7 +219,7 @@ def test_weights_ship_in_the_package_without_pickle() -> None:
 
 
 def test_archive_names_the_model_it_needs() -> None:
-    archive = nzip.compress(b"some text to compress " * 100, level=6)
+    archive = nzip.compress(b"some text to compress " * 100, level=6, compact=False)
     assert NEURAL.name.encode() in archive[:100]
     with pytest.raises(ModelMismatchError, match=NEURAL.name):
         resolve(NEURAL.name, bytes(16))

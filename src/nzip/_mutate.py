@@ -9,13 +9,21 @@ lengths and counts are seen as the archive's real claims.
 from __future__ import annotations
 
 from . import container as fmt
+from .errors import NzipError
 
 
 def refresh_checksums(data: bytes) -> bytes:
     """Recompute the structural CRCs of every member it can walk; leave the rest alone."""
     buf = bytearray(data)
     pos = 0
-    while pos + fmt.HEADER_FIXED_SIZE <= len(buf) and buf[pos : pos + 4] == fmt.MAGIC:
+    while True:
+        if buf[pos : pos + 3] == fmt.COMPACT_MAGIC:
+            pos = _refresh_compact(buf, pos)
+            if pos < 0:
+                break
+            continue
+        if not (pos + fmt.HEADER_FIXED_SIZE <= len(buf) and buf[pos : pos + 4] == fmt.MAGIC):
+            break
         name_len = buf[pos + 8]
         size = fmt.HEADER_FIXED_SIZE + name_len + 16 + 4
         if pos + size > len(buf):
@@ -40,3 +48,18 @@ def refresh_checksums(data: bytes) -> bytes:
         buf[pos + body : pos + body + 4] = fmt._crc(buf[pos : pos + body]).to_bytes(4, "little")
         pos += body + fmt.FOOTER_TAIL_SIZE
     return bytes(buf)
+
+
+def _refresh_compact(buf: bytearray, pos: int) -> int:
+    """Recompute a stored compact member's CRC (a modelled one's needs decoding); return where the next begins."""
+    try:
+        head = fmt.parse_compact_header(buf[pos:], pos)
+    except NzipError:
+        return -1
+    if head is None or pos + head.member_size > len(buf):
+        return -1
+    end = pos + head.member_size
+    if head.model == fmt.COMPACT_STORED:
+        crc = fmt.compact_crc(buf[pos : pos + head.size], buf[pos + head.size : end - 4])
+        buf[end - 4 : end] = crc.to_bytes(4, "little")
+    return end

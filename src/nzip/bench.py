@@ -274,6 +274,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MB",
         help="instead: measure peak memory of a stream of MB megabytes through nzip -L | nzip -d",
     )
+    p.add_argument(
+        "--small",
+        type=int,
+        nargs="?",
+        const=16,
+        metavar="N",
+        help="instead: up to N slices (default 16) of 256 B, 1 KiB and 4 KiB from each file's held-out end, "
+        "each compressed on its own: total bytes and records per second",
+    )
     p.add_argument("--model", metavar="NAME", help="instead: a stored language model beside levels 3 and 6")
     p.add_argument("--float-source", metavar="DIR", help="with --model: the HF folder it came from (float reference)")
     p.add_argument("--engine", default="numpy", help="with --model: numpy, torch or cuda (default numpy)")
@@ -302,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"nzip bench: {problem}", file=sys.stderr)
             return 1
+    if args.small:
+        from .bench_small import run as run_small
+
+        return run_small(paths, levels, args.small, args.threads, not args.no_baselines)
     if args.model:
         from .llm.bench import run
 

@@ -338,6 +338,10 @@ def list_file(path: str, args: argparse.Namespace, totals: list[int]) -> None:
     print(f"{packed:>12} {raw:>12} {ratio} {bpb} {models:>6} {frames:>6} {stored:>6}  {path}")
     if args.verbose:
         for i, m in enumerate(members):
+            if m.compact:
+                digest = f" ({m.model_digest.hex()})" if m.model_digest else ""
+                print(f"    member {i}: compact, model {m.model_name}{digest}")
+                continue
             print(
                 f"    member {i}: model {m.model_name} ({m.model_digest.hex()}), "
                 f"level {m.level}, frame size {m.frame_size}"

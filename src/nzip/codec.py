@@ -63,6 +63,7 @@ class Compressor:
         frame_size: int | None = None,
         threads: int = 1,
         model: Model | str | None = None,
+        compact: bool = True,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
@@ -70,6 +71,7 @@ class Compressor:
             model = named_model(model)
         self._model = model if model is not None else model_for_level(level)
         self._header = fmt.StreamHeader(self._model.name, self._model.digest, level, _frame_log(frame_size))
+        self._compact = fmt.compact_index(self._model.name, self._model.digest) if compact else None
         self._frame_size = self._header.frame_size
         self._threads = threads
         self._batch = frames_at_once(threads, self._model.memory_usage(self._frame_size))
@@ -90,6 +92,7 @@ class Compressor:
         return head.pack() + payload
 
     def _emit(self, out: list[bytes], raws: list[bytes]) -> None:
+        self._start(out)
         per_frame = max(1, self._threads // max(1, len(raws)))  # threads left over go inside the frames
         frames = _map(self._executor, lambda raw: self._encode_frame(raw, per_frame), raws)
         for raw, frame in zip(raws, frames, strict=False):
@@ -102,25 +105,47 @@ class Compressor:
         if self._finished:
             raise ValueError("compressor already flushed")
         out: list[bytes] = []
-        if not self._started:
-            out.append(self._header.pack())
-            self._started = True
         self._pending += data
         batch = self._frame_size * self._batch
-        while len(self._pending) >= batch:
+        # Strictly more than a batch: an input of one frame is held until flush() can make it compact.
+        while len(self._pending) > batch:
             raws = [bytes(self._pending[i : i + self._frame_size]) for i in range(0, batch, self._frame_size)]
             del self._pending[:batch]
             self._emit(out, raws)
         return b"".join(out)
 
+    def _start(self, out: list[bytes]) -> None:
+        if not self._started:
+            out.append(self._header.pack())
+            self._started = True
+
+    def _compact_member(self, raw: bytes) -> bytes:
+        """The whole input as one compact member (see docs/FORMAT.md)."""
+        assert self._compact is not None
+        payload = self._model.encode(raw, self._threads) if raw else None
+        model = self._compact
+        if payload is None or len(payload) + len(fmt.pack_varint(len(payload))) >= len(raw):
+            model, payload = fmt.COMPACT_STORED, raw
+        head = fmt.compact_header(model, len(raw), len(payload)).pack()
+        return head + payload + fmt.compact_crc(head, raw).to_bytes(4, "little")
+
     def flush(self) -> bytes:
-        """Code all remaining input and end the member; the compressor is then done."""
+        """Code all remaining input and end the member; the compressor is then done.
+
+        Input that fits in one frame, coded by a built-in model, becomes a
+        compact member; anything else a full one.
+        """
+        if self._finished:
+            raise ValueError("compressor already flushed")
         out = [self.compress(b"")]
-        fs = self._frame_size
-        raws = [bytes(self._pending[i : i + fs]) for i in range(0, len(self._pending), fs)]
+        if not self._started and self._compact is not None and len(self._pending) <= self._frame_size:
+            out.append(self._compact_member(bytes(self._pending)))
+        else:
+            fs = self._frame_size
+            raws = [bytes(self._pending[i : i + fs]) for i in range(0, len(self._pending), fs)]
+            self._emit(out, raws)
+            out.append(fmt.Footer(self._total, tuple(self._index)).pack())
         self._pending.clear()
-        self._emit(out, raws)
-        out.append(fmt.Footer(self._total, tuple(self._index)).pack())
         self._finished = True
         if self._executor is not None:
             self._executor.shutdown()
@@ -160,15 +185,35 @@ class Decompressor:
         self._offset += n
         return chunk
 
-    def _check_magic(self) -> None:
+    def _member_kind(self) -> int | None:
         try:
-            fmt.check_magic(self._buf)
+            return fmt.member_kind(self._buf)
         except NotAnArchiveError:
             if self._members:
                 raise NotAnArchiveError(
                     f"trailing data at offset {self._offset} after the archive is not an nzip archive"
                 ) from None
             raise
+
+    def _compact_member(self) -> bool:
+        """Decode a compact member at the front of the buffer; False until it is all there."""
+        offset = self._offset
+        head = fmt.parse_compact_header(self._buf, offset)
+        if head is None or len(self._buf) < head.member_size:
+            return False
+        header = self._consume(head.size)
+        payload = self._consume(head.coded_size)
+        crc = int.from_bytes(self._consume(4), "little")
+        if head.model == fmt.COMPACT_STORED:
+            raw = payload
+        else:
+            model = resolve(*fmt.COMPACT_MODELS[head.model - 1])
+            raw = model.decode(payload, head.raw_size, self._threads)
+        if fmt.compact_crc(header, raw) != crc:
+            raise CorruptDataError(f"compact member at offset {offset} is corrupt (checksum mismatch)")
+        self._ready += raw
+        self._members += 1
+        return True
 
     def _decode_frame(self, item: tuple[fmt.FrameHeader, bytes, int, int], threads: int = 1) -> bytes:
         head, payload, index, offset = item
@@ -230,11 +275,11 @@ class Decompressor:
         if not self._buf:
             return False
         if self._header is None:
-            if len(self._buf) < fmt.HEADER_FIXED_SIZE:
-                if len(self._buf) >= len(fmt.MAGIC):
-                    self._check_magic()
+            kind = self._member_kind()
+            if kind == fmt.MEMBER_COMPACT:
+                return self._compact_member()
+            if kind is None or len(self._buf) < fmt.HEADER_FIXED_SIZE:
                 return False
-            self._check_magic()
             size = fmt.header_size(self._buf)
             if len(self._buf) < size:
                 return False
@@ -282,7 +327,12 @@ class Decompressor:
         if self._ready:
             raise ValueError("finish() called before all output was read")
         if self._header is not None or self._buf:
-            where = "in the stream header" if self._header is None else f"in frame {len(self._index)} or the footer"
+            if self._header is not None:
+                where = f"in frame {len(self._index)} or the footer"
+            elif bytes(self._buf[: len(fmt.COMPACT_MAGIC)]) == fmt.COMPACT_MAGIC:
+                where = "in a compact member"
+            else:
+                where = "in the stream header"
             raise TruncatedDataError(
                 f"archive is truncated: input ends at offset {self._offset + len(self._buf)} {where}"
             )
@@ -295,13 +345,16 @@ def compress(
     frame_size: int | None = None,
     threads: int = 1,
     model: Model | str | None = None,
+    compact: bool = True,
 ) -> bytes:
     """Compress ``data`` into a complete nzip archive.
 
     ``model`` names a language model in the store (``nzip model list``) or
     passes a :class:`~nzip.models.base.Model`; it replaces ``level``'s model.
+    Data that fits in one frame becomes a compact member (a few bytes of
+    header) unless ``compact`` is False.
     """
-    c = Compressor(level, frame_size=frame_size, threads=threads, model=model)
+    c = Compressor(level, frame_size=frame_size, threads=threads, model=model, compact=compact)
     return c.compress(data) + c.flush()
 
 

@@ -186,3 +186,145 @@ def parse_footer(data: bytes | memoryview, offset: int) -> Footer:
 def crc32(data: bytes | memoryview) -> int:
     """The checksum used for raw frame contents."""
     return _crc(data)
+
+
+# --- Compact member -------------------------------------------------------
+#
+# One frame with a few bytes of header, for inputs that fit in one frame and
+# are coded by a built-in model: magic, a model index, the lengths as
+# varints, the payload, and one CRC-32 over the header and the raw bytes.
+
+COMPACT_MAGIC = b"\xc9nz"  # three bits from the full magic's first three bytes
+COMPACT_STORED = 0
+#: The largest raw size a compact member may declare (a full member's largest frame).
+COMPACT_MAX_RAW = 1 << MAX_FRAME_LOG
+_MAX_VARINT = 5  # bytes of a LEB128 varint up to COMPACT_MAX_RAW
+
+#: Built-in models a compact member names by one byte (index ``i + 1``).
+#: Append-only: an index, once given out, names that identifier and digest
+#: forever; a model whose coded bits change gets a new entry.
+COMPACT_MODELS: tuple[tuple[str, bytes], ...] = (
+    ("cm1", bytes.fromhex("42c2cbc74eab22bfcd95952aec41592f")),
+    ("cm2", bytes.fromhex("2acf86f3994db5d2378b6cbcaaab5d09")),
+    ("cm3", bytes.fromhex("3448148b13599413c93ac52e3cec470a")),
+    ("nn3", bytes.fromhex("fa5ce32697bb520d991324438c8bf4c2")),
+    ("nn2", bytes.fromhex("a86b033dbeb4f7c6f48e9aaf18770a14")),
+    ("nn1", bytes.fromhex("b96e5f9eae944a9cad1c87aca1d90db6")),
+)
+
+MEMBER_FULL = 1
+MEMBER_COMPACT = 2
+
+
+def member_kind(prefix: bytes | memoryview) -> int | None:
+    """Which member starts ``prefix``: ``MEMBER_FULL``, ``MEMBER_COMPACT``, or None if too short to tell.
+
+    Raises :class:`NotAnArchiveError` when it can be neither.
+    """
+    head = bytes(prefix[: len(MAGIC)])
+    if head[: len(COMPACT_MAGIC)] == COMPACT_MAGIC:
+        return MEMBER_COMPACT
+    if head == MAGIC:
+        return MEMBER_FULL
+    if len(head) < len(MAGIC) and (MAGIC.startswith(head) or COMPACT_MAGIC.startswith(head)):
+        return None
+    raise NotAnArchiveError("not an nzip archive (bad magic number)")
+
+
+def compact_index(model_name: str, model_digest: bytes) -> int | None:
+    """The compact-member index of a built-in model, or None when it has none."""
+    try:
+        return COMPACT_MODELS.index((model_name, model_digest)) + 1
+    except ValueError:
+        return None
+
+
+def pack_varint(value: int) -> bytes:
+    """Unsigned LEB128: seven bits per byte, least significant first."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(data: bytes | memoryview, pos: int, what: str, offset: int) -> tuple[int, int] | None:
+    """(value, position after it), or None when ``data`` ends inside it; rejects overlong forms."""
+    value = 0
+    for i in range(_MAX_VARINT):
+        if pos + i >= len(data):
+            return None
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if byte == 0 and i > 0:
+                raise CorruptDataError(f"corrupt compact member at offset {offset}: overlong {what}")
+            return value, pos + i + 1
+    raise CorruptDataError(f"corrupt compact member at offset {offset}: {what} is too long")
+
+
+@dataclass(frozen=True)
+class CompactHeader:
+    """The header of a compact member: model index (0: stored), sizes, and its own length."""
+
+    model: int
+    raw_size: int
+    coded_size: int
+    size: int
+
+    @property
+    def member_size(self) -> int:
+        return self.size + self.coded_size + 4
+
+    def pack(self) -> bytes:
+        head = COMPACT_MAGIC + bytes((self.model,)) + pack_varint(self.raw_size)
+        if self.model != COMPACT_STORED:
+            head += pack_varint(self.coded_size)
+        return head
+
+
+def compact_header(model: int, raw_size: int, coded_size: int) -> CompactHeader:
+    """A header to write; its ``size`` is that of its packed form."""
+    size = len(COMPACT_MAGIC) + 1 + len(pack_varint(raw_size))
+    if model != COMPACT_STORED:
+        size += len(pack_varint(coded_size))
+    return CompactHeader(model, raw_size, coded_size, size)
+
+
+def parse_compact_header(data: bytes | memoryview, offset: int) -> CompactHeader | None:
+    """Parse and validate the compact header at the start of ``data``; None if it is incomplete.
+
+    ``offset`` only serves the error messages.
+    """
+    pos = len(COMPACT_MAGIC)
+    if len(data) <= pos:
+        return None
+    model = data[pos]
+    if model > len(COMPACT_MODELS):
+        raise UnsupportedVersionError(
+            f"compact member at offset {offset} names built-in model {model}, which this nzip does not know; "
+            "a newer nzip is needed"
+        )
+    parsed = _read_varint(data, pos + 1, "raw size", offset)
+    if parsed is None:
+        return None
+    raw, pos = parsed
+    if raw > COMPACT_MAX_RAW:
+        raise CorruptDataError(f"corrupt compact member at offset {offset}: raw size {raw} over {COMPACT_MAX_RAW}")
+    if model == COMPACT_STORED:
+        return CompactHeader(model, raw, raw, pos)
+    parsed = _read_varint(data, pos, "coded size", offset)
+    if parsed is None:
+        return None
+    coded, pos = parsed
+    if not max(1, raw >> MIN_BITS_PER_BYTE_SHIFT) <= coded < raw:
+        raise CorruptDataError(
+            f"corrupt compact member at offset {offset}: coded size {coded} impossible for raw size {raw}"
+        )
+    return CompactHeader(model, raw, coded, pos)
+
+
+def compact_crc(header: bytes | memoryview, raw: bytes | memoryview) -> int:
+    """The checksum that ends a compact member: CRC-32 of its header bytes followed by the raw bytes."""
+    return zlib.crc32(raw, zlib.crc32(header)) & 0xFFFFFFFF

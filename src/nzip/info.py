@@ -24,6 +24,7 @@ class MemberInfo:
     frame_size: int
     frames: list[tuple[int, int, int]] = field(default_factory=list)  # (kind, raw, coded)
     compressed_size: int = 0
+    compact: bool = False  # a compact member: one frame, no level or frame size recorded
 
     @property
     def raw_size(self) -> int:
@@ -67,10 +68,20 @@ def scan(fp: IO[bytes]) -> list[MemberInfo]:
             if not members:
                 raise NotAnArchiveError("not an nzip archive (empty input)")
             return members
-        if len(prefix) >= 4 and prefix[:4] != fmt.MAGIC and members:
-            raise NotAnArchiveError(f"trailing data at offset {offset} after the archive is not an nzip archive")
+        try:
+            kind = fmt.member_kind(prefix)
+        except NotAnArchiveError:
+            if members:
+                raise NotAnArchiveError(
+                    f"trailing data at offset {offset} after the archive is not an nzip archive"
+                ) from None
+            raise
+        if kind == fmt.MEMBER_COMPACT:
+            member = _scan_compact(fp, prefix, offset)
+            offset += member.compressed_size
+            members.append(member)
+            continue
         if len(prefix) < fmt.HEADER_FIXED_SIZE:
-            fmt.check_magic(prefix.ljust(4, b"\0"))
             raise TruncatedDataError(
                 f"archive is truncated: input ends at offset {offset + len(prefix)} in the stream header"
             )
@@ -99,3 +110,20 @@ def scan(fp: IO[bytes]) -> list[MemberInfo]:
             offset += len(head) + frame.coded_size
         member.compressed_size = offset - start
         members.append(member)
+
+
+def _scan_compact(fp: IO[bytes], prefix: bytes, offset: int) -> MemberInfo:
+    """Validate the compact member starting with ``prefix`` and skip its payload (unverified: no decoding)."""
+    data = prefix
+    while (head := fmt.parse_compact_header(data, offset)) is None:
+        data += _read_exact(fp, 1, offset + len(data), "a compact member")
+    _skip(fp, head.member_size - len(data), offset + len(data), "a compact member")
+    if head.model == fmt.COMPACT_STORED:
+        name, digest = "stored", b""
+    else:
+        name, digest = fmt.COMPACT_MODELS[head.model - 1]
+    member = MemberInfo(name, digest, 0, 0, compact=True, compressed_size=head.member_size)
+    if head.raw_size:
+        kind = fmt.FRAME_STORED if head.model == fmt.COMPACT_STORED else fmt.FRAME_MODELLED
+        member.frames.append((kind, head.raw_size, head.coded_size))
+    return member

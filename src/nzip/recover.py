@@ -57,6 +57,61 @@ def _near_magic(data: memoryview, pos: int) -> bool:
     return len(head) == len(fmt.MAGIC) and _bit_distance(head, fmt.MAGIC) <= 1
 
 
+def _near_compact(data: memoryview, pos: int) -> bool:
+    """The compact member's magic, or one flipped bit away (three bits from the full magic)."""
+    head = bytes(data[pos : pos + len(fmt.COMPACT_MAGIC)])
+    return len(head) == len(fmt.COMPACT_MAGIC) and _bit_distance(head, fmt.COMPACT_MAGIC) <= 1
+
+
+def _next_member(archive: bytes | mmap.mmap, start: int) -> int:
+    """Offset of the next exact magic number of either kind at or after ``start``, or -1."""
+    found = [at for at in (archive.find(fmt.MAGIC, start), archive.find(fmt.COMPACT_MAGIC, start)) if at >= 0]
+    return min(found, default=-1)
+
+
+def _salvage_compact(
+    archive: bytes | mmap.mmap, data: memoryview, pos: int, out_pos: int, damages: list[Damage]
+) -> tuple[bytes | None, int]:
+    """Decode the compact member at ``pos``: (its bytes, zeros when lost but sized, or None; where to go on).
+
+    Its one checksum covers the header too, so a lost member's size is
+    trusted (zeros written) only when the member ends where another begins.
+    """
+    repaired = bytes(data[pos : pos + len(fmt.COMPACT_MAGIC)]) != fmt.COMPACT_MAGIC
+    near = fmt.COMPACT_MAGIC + bytes(data[pos + len(fmt.COMPACT_MAGIC) : pos + 16])
+    reason = "truncated"
+    try:
+        head = fmt.parse_compact_header(near, pos)
+    except NzipError as exc:
+        head, reason = None, str(exc)
+    if head is None or pos + head.member_size > len(data):
+        damages.append(Damage(pos, "compact member", reason, out_pos, None))
+        nxt = _next_member(archive, pos + 1)
+        return None, len(data) if nxt < 0 else nxt
+    end = pos + head.member_size
+    payload = bytes(data[pos + head.size : end - 4])
+    try:
+        if head.model == fmt.COMPACT_STORED:
+            raw = payload
+        else:
+            raw = resolve(*fmt.COMPACT_MODELS[head.model - 1]).decode(payload, head.raw_size)
+        ok = fmt.compact_crc(near[: head.size], raw) == int.from_bytes(data[end - 4 : end], "little")
+    except ModelMismatchError:
+        raise
+    except Exception:  # a damaged payload may upset a model in any way
+        ok = False
+    if ok:
+        if repaired:
+            damages.append(Damage(pos, "compact member", "magic number damaged; repaired (no data lost)"))
+        return raw, end
+    if end == len(data) or _near_magic(data, end) or _near_compact(data, end):
+        damages.append(Damage(pos, "compact member", "checksum mismatch", out_pos, head.raw_size))
+        return bytes(head.raw_size), end
+    damages.append(Damage(pos, "compact member", "checksum mismatch", out_pos, None))
+    nxt = _next_member(archive, pos + 1)
+    return None, len(data) if nxt < 0 else nxt
+
+
 def _bit_distance(a: bytes, b: bytes) -> int:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
 
@@ -178,12 +233,18 @@ def salvage(archive: bytes | mmap.mmap, write: Callable[[bytes], object]) -> lis
     data = memoryview(archive).cast("B")
     if len(data) == 0:
         raise NotAnArchiveError("not an nzip archive (empty input)")
-    if not _near_magic(data, 0):
+    if not _near_magic(data, 0) and not _near_compact(data, 0):
         raise NotAnArchiveError("not an nzip archive (bad magic number)")
     damages: list[Damage] = []
     pos = 0
     out_pos = 0
     while pos < len(data):
+        if _near_compact(data, pos):
+            raw, pos = _salvage_compact(archive, data, pos, out_pos, damages)
+            if raw is not None:
+                write(raw)
+                out_pos += len(raw)
+            continue
         if not _near_magic(data, pos):
             damages.append(Damage(pos, "trailing data", "not an nzip archive; ignored"))
             break
@@ -194,7 +255,7 @@ def salvage(archive: bytes | mmap.mmap, write: Callable[[bytes], object]) -> lis
             header, size = _header_model(data, pos, damages)
         except fmt.CorruptDataError as exc:
             damages.append(Damage(pos, "member", str(exc), out_pos, None))
-            nxt = archive.find(fmt.MAGIC, pos + 1)
+            nxt = _next_member(archive, pos + 1)
             if nxt < 0:
                 break
             pos = nxt
