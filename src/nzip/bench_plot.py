@@ -9,6 +9,7 @@ point per file as well.  matplotlib is an optional extra (``nzip[plot]``).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,10 +68,15 @@ def plot(results: Mapping[str, Mapping[str, Measured]], path: Path, per_file: bo
             for codec, r in per_codec.items():
                 colour = _NZIP_COLOUR if codec.startswith("nzip") else _OTHER_COLOUR
                 ax.scatter(r.size / max(r.comp_s, 1e-9) / 1e6, 8 * r.packed / r.size, s=9, color=colour, alpha=0.25)
-    for codec, (bpb, speed) in totals(results).items():
+    placed: list[tuple[float, float]] = []
+    for codec, (bpb, speed) in sorted(totals(results).items(), key=lambda kv: kv[1][0]):
         colour = _NZIP_COLOUR if codec.startswith("nzip") else _OTHER_COLOUR
         ax.scatter(speed, bpb, s=48, color=colour, zorder=3)
-        ax.annotate(codec, (speed, bpb), textcoords="offset points", xytext=(6, 4), fontsize=9, color=colour)
+        # A label near one already placed (close in log speed and in bits) goes below its point instead.
+        crowded = any(abs(math.log10(speed / s)) < 0.2 and abs(bpb - b) < 0.04 for b, s in placed)
+        placed.append((bpb, speed))
+        offset = (6, -13) if crowded else (6, 4)
+        ax.annotate(codec, (speed, bpb), textcoords="offset points", xytext=offset, fontsize=9, color=colour)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("compression speed, MB/s (log scale; all files together)")

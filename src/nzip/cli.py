@@ -367,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(strongest, tens of KB/s; all the same model in this version). "
         f"Default level: {DEFAULT_LEVEL}. "
         "Also: 'nzip model import|list|info|remove' manages language models, "
-        "'nzip bench [FILES]' runs the benchmark harness.",
+        "'nzip bench [FILES]' runs the benchmark harness, "
+        "'nzip explain FILE' writes an HTML page of where the bits go.",
     )
     p.add_argument("files", nargs="*", metavar="FILE")
     mode = p.add_mutually_exclusive_group()
@@ -460,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["explain"]:
+        from .explain import main as explain_main
+
+        return explain_main(argv[1:])
     args = build_parser().parse_args(argv)
     return _run_interruptible(args)
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
 
 DIGEST_SIZE = 16
 
@@ -23,6 +26,22 @@ def digest_of(*parts: bytes) -> bytes:
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.digest()[:DIGEST_SIZE]
+
+
+@dataclass(frozen=True)
+class FrameTrace:
+    """Where one frame's bits went (``nzip explain``).
+
+    ``costs`` has one row per byte and the columns of
+    :mod:`nzip.models.trace_kernel`; ``payload`` is the length of the payload
+    the encoder writes for the frame when it is modelled (it may exceed the
+    frame, which is then stored); ``coded_by`` names what coded it (a model
+    may hand a frame to another, as ``nn3`` does to level 3).
+    """
+
+    payload: int
+    costs: np.ndarray
+    coded_by: str
 
 
 class Model(ABC):
@@ -63,6 +82,10 @@ class Model(ABC):
     @abstractmethod
     def memory_usage(self, frame_size: int) -> int:
         """Bytes of working memory one encode or decode of such a frame needs."""
+
+    def trace(self, data: bytes) -> FrameTrace | None:
+        """Code one frame as :meth:`encode` does and report each byte's cost; None if this model cannot tell."""
+        return None
 
     @property
     def description(self) -> str:

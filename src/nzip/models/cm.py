@@ -15,10 +15,13 @@ import numpy as np
 
 from ..logistic import SQUASH
 from . import cm_kernel as kernel
-from .base import Model, digest_of
+from . import trace_kernel
+from .base import FrameTrace, Model, digest_of
 
 #: Bump when a change to the kernel changes the coded bits of any model below.
 KERNEL_VERSION = 1
+#: A bit costs at most 16 bits (no probability is below 1/65536): 16 bytes per byte.
+MAX_COST_BYTES = 16
 
 _MIN_TABLE_BITS = 10
 _MIN_MATCH_BITS = 10
@@ -112,7 +115,7 @@ class ContextMixingModel(Model):
         src = np.frombuffer(data, dtype=np.uint8).copy()
         dst = np.empty(size, dtype=np.uint8)
         table, match_table = self.tables(size)
-        coded = self._run(False, src, dst, size, self._params, table, match_table)
+        coded = self._run(False, src, dst, size, self._params, table, match_table, trace_kernel.empty())
         if coded < 0 or coded >= size:
             return None
         return dst[:coded].tobytes()
@@ -121,8 +124,17 @@ class ContextMixingModel(Model):
         src = np.frombuffer(payload, dtype=np.uint8).copy()
         dst = np.empty(size, dtype=np.uint8)
         table, match_table = self.tables(size)
-        self._run(True, src, dst, size, self._params, table, match_table)
+        self._run(True, src, dst, size, self._params, table, match_table, trace_kernel.empty())
         return dst.tobytes()
+
+    def trace(self, data: bytes) -> FrameTrace | None:
+        size = len(data)
+        src = np.frombuffer(data, dtype=np.uint8).copy()
+        dst = np.empty(MAX_COST_BYTES * size + 8, dtype=np.uint8)  # room for the costliest coding
+        table, match_table = self.tables(size)
+        costs = trace_kernel.new(size, network=False)
+        coded = self._run(False, src, dst, size, self._params, table, match_table, costs)
+        return FrameTrace(int(coded), costs, self.name)
 
 
 _WORDS = (kernel.CTX_WORD, kernel.CTX_WORD_PREV)

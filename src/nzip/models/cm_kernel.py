@@ -31,6 +31,7 @@ from numba import njit
 
 from ..coder import code_bit, finish_coder, start_coder
 from ..logistic import SQUASH, STRETCH, STRETCH_MAX
+from .trace_kernel import record_cm, record_fast
 
 # Layout of the ``params`` array handed to :func:`run`.
 P_TABLE_BITS = 0
@@ -277,11 +278,12 @@ def _context_update(table, sm, indirect, slot, hidx, bit, limit):
 
 
 @njit(cache=True, nogil=True)
-def run(decoding, src, dst, n, params, table, match_table):
+def run(decoding, src, dst, n, params, table, match_table, trace):
     """Encode ``src[:n]`` into ``dst``, or decode ``n`` bytes of ``src`` into ``dst``.
 
     Returns the number of coded bytes written (encoding; -1 when ``dst`` is
     too small, meaning the frame does not compress) or consumed (decoding).
+    A ``trace`` with rows gets each byte's costs (:mod:`.trace_kernel`).
     """
     nctx = params[P_NCTX]
     limit = params[P_LIMIT]
@@ -402,6 +404,8 @@ def run(decoding, src, dst, n, params, table, match_table):
             bit, x1, x2, dx, io_pos = code_bit(decoding, x1, x2, dx, io_pos, src, dst, pos, bitpos, p)
             if io_pos < 0:
                 return -1
+            if trace.shape[0]:
+                record_cm(trace, pos, bit, p, p_mix, x, nin, per_ctx * nctx, w_a, wa, w_b, wb, mixer2, mi, msm)
 
             # ---- update ----
             target = bit << 16
@@ -476,7 +480,7 @@ def _counter16_update(s, bit, limit):
 
 
 @njit(cache=True, nogil=True)
-def run_fast(decoding, src, dst, n, params, table, match_table):
+def run_fast(decoding, src, dst, n, params, table, match_table, trace):
     """The lean kernel of level 1: same contract as :func:`run`.
 
     Compact 16-bit counters (no bit histories), a direct order-1 table, the
@@ -540,6 +544,8 @@ def run_fast(decoding, src, dst, n, params, table, match_table):
             bit, x1, x2, dx, io_pos = code_bit(decoding, x1, x2, dx, io_pos, src, dst, pos, bitpos, p)
             if io_pos < 0:
                 return -1
+            if trace.shape[0]:
+                record_fast(trace, pos, bit, p, x, nin, nctx, w, wi, mi, msm)
 
             err = ((bit << 16) - p) * mix_rate
             for j in range(nin):

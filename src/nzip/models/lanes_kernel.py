@@ -60,6 +60,7 @@ from .cm_kernel import (
     _squash,
     _stretch,
 )
+from .trace_kernel import SAVED_CONTEXTS, SAVED_MATCH, SAVED_NETWORK, record_lanes
 
 # Columns of the per-lane state array.
 L_C4 = 0
@@ -157,14 +158,14 @@ def finish(decoding, coder, dst):
 @njit(cache=True, nogil=True)
 def step(
     decoding, t, nact, lane_len, n, src, dst, freqs, params, table, match_table,
-    lanes, rec, local, w_a, w_b, w_c, w_d, w_f, sm, msm, apm2, apm_nn, apm_o2, coder, variant,
+    lanes, rec, local, w_a, w_b, w_c, w_d, w_f, sm, msm, apm2, apm_nn, apm_o2, coder, variant, trace,
 ):  # fmt: skip
     """Code byte ``t`` of lanes ``0 .. nact - 1``; return False when the encoder's output is full.
 
     ``freqs[j]`` are the network's frequencies for lane ``j``'s byte (any
     positive integers).  Encoding reads ``src`` (the frame) and writes
     ``dst``; decoding reads ``src`` (the payload) and writes the frame into
-    ``dst``.
+    ``dst``.  A ``trace`` with rows gets each byte's costs (:mod:`.trace_kernel`).
     """
     nctx = params[P_NCTX]
     limit = params[P_LIMIT]
@@ -184,6 +185,11 @@ def step(
     hidx = np.zeros(nctx, dtype=np.int64)
     cum = np.zeros(257, dtype=np.int64)
     buf = dst if decoding else src
+    m0 = nin - 3 - nn_in
+    groups = np.empty((3, 3), dtype=np.int64)  # for a trace: (column, first input, end) per group of inputs
+    groups[0, 0], groups[0, 1], groups[0, 2] = SAVED_CONTEXTS, 0, m0
+    groups[1, 0], groups[1, 1], groups[1, 2] = SAVED_MATCH, m0, m0 + 2
+    groups[2, 0], groups[2, 1], groups[2, 2] = SAVED_NETWORK, m0 + 3, m0 + 3 + nn_in
 
     x1 = coder[C_X1]
     x2 = coder[C_X2]
@@ -222,7 +228,6 @@ def step(
 
             _context_inputs(table, base, nib, sm, indirect, slot, hidx, x)
             expected = _match_expected(buf, mptr, mlen, c0, bitpos)
-            m0 = nin - 3 - nn_in
             if expected < 0:
                 mlen = 0
                 mi = -1
@@ -311,6 +316,11 @@ def step(
             bit, x1, x2, dx, io_pos = code_bit(decoding, x1, x2, dx, io_pos, src, dst, pos, bitpos, p)
             if io_pos < 0:
                 return False
+            if trace.shape[0]:
+                record_lanes(
+                    trace, pos, bit, p, p_mix, p_nn, x, nin, groups, w_a, wa, w_b, wb, w_c, wc, w_d, wd, w_f, wf,
+                    variant != 1, mi, msm,
+                )  # fmt: skip
 
             target = bit << 16
             err_a = (target - p_a) * mix_shift

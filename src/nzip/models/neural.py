@@ -26,10 +26,10 @@ import numpy as np
 from ..logistic import SQUASH
 from ..nn.engine import START_BYTE, GRUEngine
 from ..nn.workers import StepWorkers
-from . import cm_kernel
+from . import cm_kernel, trace_kernel
 from . import lanes_kernel as kernel
-from .base import Model, digest_of
-from .cm import ContextMixingModel
+from .base import FrameTrace, Model, digest_of
+from .cm import MAX_COST_BYTES, ContextMixingModel
 
 #: Bump when a change to the lane kernel or to this driver changes coded bits.
 KERNEL_VERSION = 1
@@ -138,6 +138,23 @@ class NeuralMixModel(Model):
             return None
         return bytes([lanes]) + out[:coded].tobytes()
 
+    def trace(self, data: bytes) -> FrameTrace | None:
+        """The frame's costs under the lanes, or under the fallback when :meth:`encode` would pick it."""
+        size = len(data)
+        lanes = lane_count(size)
+        src = np.frombuffer(data, dtype=np.uint8)
+        out = np.empty(MAX_COST_BYTES * size + 8, dtype=np.uint8)
+        costs = trace_kernel.new(size, network=True)
+        coder = self._run(False, lanes, src, out, size, 1, costs)
+        assert coder is not None  # the output has room for the costliest coding
+        mine = FrameTrace(1 + int(kernel.finish(False, coder, out)), costs, self.name)
+        if self.fallback is None:
+            return mine
+        theirs = self.fallback.trace(data)
+        if theirs is not None and theirs.payload + 1 < mine.payload:
+            return FrameTrace(theirs.payload + 1, theirs.costs, self.fallback.name)
+        return mine
+
     def decode(self, payload: bytes, size: int, threads: int = 1) -> bytes:
         if self.fallback and payload[:1] == bytes([FALLBACK_MARK]):
             return self.fallback.decode(payload[1:], size)
@@ -149,7 +166,14 @@ class NeuralMixModel(Model):
         return dst.tobytes()
 
     def _run(
-        self, decoding: bool, lanes: int, src: np.ndarray, dst: np.ndarray, size: int, threads: int = 1
+        self,
+        decoding: bool,
+        lanes: int,
+        src: np.ndarray,
+        dst: np.ndarray,
+        size: int,
+        threads: int = 1,
+        trace: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Code a frame step by step; return the coder state, or None when the encoder's output is full.
 
@@ -170,12 +194,13 @@ class NeuralMixModel(Model):
         local = np.zeros((lanes, kernel.LOCAL_INPUTS, kernel.LOCAL_SIZE), dtype=np.uint16)
         starts = np.arange(lanes, dtype=np.int64) * lane_len
         buf = dst if decoding else src
+        costs = trace_kernel.empty() if trace is None else trace
 
         def code(t: int, freqs: np.ndarray) -> bool:
             return kernel.step(
                 decoding, t, active(t), lane_len, size, src, dst, freqs, params, table, match_table,
                 lane_state, rec, local, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_d, mixing.w_f, mixing.sm,
-                mixing.msm, mixing.apm2, mixing.apm_nn, mixing.apm_o2, mixing.coder, self.variant,
+                mixing.msm, mixing.apm2, mixing.apm_nn, mixing.apm_o2, mixing.coder, self.variant, costs,
             )  # fmt: skip
 
         def active(t: int) -> int:
