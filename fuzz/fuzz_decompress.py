@@ -29,6 +29,7 @@ _COMPILED = [
     "nzip.logistic",
     "nzip.models.cm_kernel",
     "nzip.models.lanes_kernel",
+    "nzip.models.neural_loop",
     "nzip.models.trace_kernel",
     "nzip.nn.engine",
     "nzip.nn.intmm",

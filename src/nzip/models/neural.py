@@ -26,7 +26,7 @@ import numpy as np
 from ..logistic import SQUASH
 from ..nn.engine import START_BYTE, GRUEngine
 from ..nn.workers import StepWorkers
-from . import cm_kernel, trace_kernel
+from . import cm_kernel, neural_loop, trace_kernel
 from . import lanes_kernel as kernel
 from .base import FrameTrace, Model, digest_of
 from .cm import MAX_COST_BYTES, ContextMixingModel
@@ -211,6 +211,17 @@ class NeuralMixModel(Model):
 
         kernel.start(decoding, src, mixing.coder)
         state = self.engine.new_state(lanes, self.adapt_rate)
+        e, a = self.engine, state.adapt
+        if threads == 1 and e.layers == 1 and a is not None:  # the whole frame in compiled code
+            ok = neural_loop.run(
+                decoding, lane_len, last_len, lane_len, size, src, dst, starts,
+                e.table0, e.w_hh[0], e.m_hh[0], e.b_hn[0], e.sigmoid, e.tanh, state.h[0], state.h8[0], e.m_out, e.exp,
+                a.err, a.bias, a.rate, a.cols, e.b_out, a.bias_in_use, a.h8_t, a.gain, e.w_out, a.delta, a.w_eff,
+                params, table, match_table, lane_state, rec, local, mixing.w_a, mixing.w_b, mixing.w_c, mixing.w_d,
+                mixing.w_f, mixing.sm, mixing.msm, mixing.apm2, mixing.apm_nn, mixing.apm_o2, mixing.coder,
+                self.variant, costs,
+            )  # fmt: skip
+            return mixing.coder if ok else None
         helpers = threads - 1 if threads > 1 and not decoding else threads
         with StepWorkers(self.engine, state, lanes, helpers) as network:
             if threads > 1 and not decoding:

@@ -170,17 +170,50 @@ def _adapt_weights(grad, cols, gain, w_out, delta, w_eff):
     """One SGD step on the output weights' offsets of symbols ``cols``, and the weights the next step uses.
 
     ``grad[c]`` is the gradient row of symbol ``cols[c]``; ``w_out``,
-    ``delta`` and ``w_eff`` hold one row per symbol.
+    ``delta`` and ``w_eff`` hold one row per symbol.  Every operand fits in
+    32 bits (``gain`` below 2**18, ``delta`` within +-255 * 2**16) and only
+    the product is widened, so the loop runs as 32x32->64-bit vector
+    multiplies; the values are those of 64-bit arithmetic throughout.
     """
     for c in range(cols.shape[0]):
         s = cols[c]
-        gs = gain[s]
+        gs = np.int64(gain[s])
         gr, dr, wr, er = grad[c], delta[s], w_out[s], w_eff[s]
         for j in range(gr.shape[0]):
-            g = (np.int64(gr[j]) + 128) >> 8
-            d = min(_DELTA_LIMIT, max(-_DELTA_LIMIT, dr[j] - ((g * gs + 128) >> 8)))
+            g = np.int64((gr[j] + np.int32(128)) >> np.int32(8))
+            step = np.int32((g * gs + 128) >> 8)
+            d = min(np.int32(_DELTA_LIMIT), max(np.int32(-_DELTA_LIMIT), dr[j] - step))
             dr[j] = d
-            er[j] = min(255, max(-255, np.int64(wr[j]) + ((d + 32768) >> 16)))
+            er[j] = min(np.int32(255), max(np.int32(-255), np.int32(wr[j]) + ((d + np.int32(32768)) >> np.int32(16))))
+
+
+@njit(cache=True, nogil=True)
+def step_one_layer(inputs, table0, w_hh, m_hh, b_hn, sig, tanh, h, h8, acc, w_out, m_out, out_bias, lut_exp, freqs):
+    """:meth:`GRUEngine.step` of a one-layer network as one compiled call, for loops that stay compiled.
+
+    ``acc`` is scratch of ``(lanes, 3 * hidden)``; ``w_out`` and ``out_bias``
+    are the output weights and biases in use (learned ones when it learns).
+    """
+    matmul(h8, w_hh, acc)
+    _gru_update(table0, inputs, acc, m_hh, b_hn, h, h8, sig, tanh)
+    logits = np.empty((h8.shape[0], w_out.shape[0]), dtype=np.int32)
+    matmul(h8, w_out, logits)
+    _softmax_freqs(logits, m_out, out_bias, lut_exp, freqs)
+
+
+@njit(cache=True, nogil=True)
+def learn_step(freqs, targets, active, err, bias, rate, cols, b_out, bias_in_use, h8, h8_t, gain, w_out, delta, w_eff):
+    """The whole learning step of :meth:`GRUEngine.learn` as one compiled call (no Python between its parts)."""
+    k = _output_error(freqs, targets, active, err, bias, rate, cols)
+    for s in range(bias.shape[0]):
+        bias_in_use[s] = b_out[s] + ((bias[s] + 32768) >> 16)
+    hidden = h8_t.shape[0]
+    for b in range(freqs.shape[0]):
+        for u in range(hidden):
+            h8_t[u, b] = h8[b, u]
+    grad = np.empty((k, hidden), dtype=np.int32)
+    matmul(err[:k], h8_t, grad)
+    _adapt_weights(grad, cols[:k], gain, w_out, delta, w_eff)
 
 
 @dataclass
@@ -188,9 +221,9 @@ class Adaptation:
     """The output layer of one frame as it learns (see :meth:`GRUEngine.learn`)."""
 
     rate: int  # learning rate in units of 2**-20
-    gain: np.ndarray  # (256,) int64: rate over each output row's scale
+    gain: np.ndarray  # (256,) int32: rate over each output row's scale, below 2**18
     w_eff: np.ndarray  # (256, inner) int16 in [-255, 255]: the weights in use, a row per symbol
-    delta: np.ndarray  # (256, hidden) int64: learned offsets, Q16 weight units
+    delta: np.ndarray  # (256, hidden) int32: learned offsets, Q16 weight units, within +-255 * 2**16
     bias: np.ndarray  # (256,) int64: learned bias offsets, Q16 of Q8 logits
     err: np.ndarray  # (256, padded lanes) int16 scratch: the last step's quantized errors, a row per symbol
     h8_t: np.ndarray  # (hidden, padded lanes) int16 scratch: the top layer's h8, a row per unit
@@ -280,9 +313,9 @@ class GRUEngine:
             gain = np.where(m > 0, (rate << 22) // np.maximum(m, 1), 0)
             adapt = Adaptation(
                 rate,
-                np.minimum(gain, ADAPT_MAX_GAIN).astype(np.int64),
+                np.minimum(gain, ADAPT_MAX_GAIN).astype(np.int32),
                 self.w_out.copy(),
-                np.zeros((256, self.hidden), dtype=np.int64),
+                np.zeros((256, self.hidden), dtype=np.int32),
                 np.zeros(256, dtype=np.int64),
                 np.zeros((256, padded(lanes)), dtype=np.int16),
                 np.zeros((self.hidden, padded(lanes)), dtype=np.int16),
@@ -325,12 +358,10 @@ class GRUEngine:
         count.  Call it before the next step (which changes the state).
         """
         a = state.adapt
-        k = _output_error(freqs, targets, active, a.err, a.bias, a.rate, a.cols)
-        a.bias_in_use = self.b_out + ((a.bias + 32768) >> 16)
-        lanes = freqs.shape[0]
-        a.h8_t[:, :lanes] = state.h8[-1][:, : self.hidden].T
-        grad = _product(a.err[:k], a.h8_t)
-        _adapt_weights(grad, a.cols[:k], a.gain, self.w_out, a.delta, a.w_eff)
+        learn_step(
+            freqs, targets, active, a.err, a.bias, a.rate, a.cols, self.b_out, a.bias_in_use, state.h8[-1], a.h8_t,
+            a.gain, self.w_out, a.delta, a.w_eff,
+        )  # fmt: skip
 
 
 def _product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
