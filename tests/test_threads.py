@@ -89,7 +89,8 @@ def test_workers_close_twice() -> None:
 
 def test_products_are_exact_at_every_shape() -> None:
     rng = np.random.default_rng(7)
-    for rows, cols, inner in ((1, 1, 16), (3, 5, 16), (4, 2, 32), (7, 9, 48), (64, 960, 320), (13, 256, 64)):
+    shapes = ((1, 1, 16), (2, 7, 16), (3, 5, 16), (4, 2, 32), (6, 4, 32), (7, 9, 48), (64, 960, 320), (13, 256, 64))
+    for rows, cols, inner in shapes:
         a = rng.integers(-255, 256, (rows, inner)).astype(np.int16)
         w = rng.integers(-255, 256, (cols, inner)).astype(np.int16)
         out = np.empty((rows, cols), dtype=np.int32)
@@ -112,3 +113,23 @@ def test_frames_at_once_fits_memory() -> None:
     if hasattr(os, "sysconf"):
         quarter = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
         assert codec.frames_at_once(64, quarter // 3) == 3
+
+
+def test_streamed_decoding_waits_for_a_frame_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """iter_decompress on two threads decodes frames two at a time, whatever the input chunks."""
+    data = sample_text(9 * 1024, seed=4)
+    packed = nzip.compress(data, level=1, frame_size=1024)
+    batches: list[int] = []
+    real = codec._map
+
+    def counting(executor: object, func: object, items: list) -> list:
+        batches.append(len(items))
+        return real(executor, func, items)
+
+    monkeypatch.setattr(codec, "_map", counting)
+    chunks = [packed[i : i + 100] for i in range(0, len(packed), 100)]
+    assert b"".join(codec.iter_decompress(chunks, threads=2, piece=512)) == data
+    assert batches == [2, 2, 2, 2, 1]  # nine frames
+    batches.clear()
+    assert b"".join(codec.iter_decompress(chunks, threads=1)) == data
+    assert batches == [1] * 9

@@ -173,6 +173,8 @@ class Decompressor:
         self._members = 0
         self._ready = bytearray()  # decoded output not yet returned
         self._stalled = True
+        # Set by iter_decompress while more input is to come: decode frames a whole batch at a time.
+        self._gather = False
 
     @property
     def eof(self) -> bool:
@@ -225,6 +227,23 @@ class Decompressor:
         if fmt.crc32(raw) != head.raw_crc:
             raise CorruptDataError(f"frame {index} at offset {offset} is corrupt (checksum mismatch)")
         return raw
+
+    def _buffered_frames(self, limit: int) -> tuple[int, bool]:
+        """(Complete frames at the front of the buffer, up to ``limit``; whether the member's footer follows them)."""
+        assert self._header is not None
+        pos = count = 0
+        while count < limit:
+            if len(self._buf) < pos + fmt.FRAME_HEADER_SIZE:
+                return count, len(self._buf) > pos and self._buf[pos] == fmt.FRAME_END
+            if self._buf[pos] == fmt.FRAME_END:
+                return count, True
+            where = len(self._index) + count, self._offset + pos
+            head = fmt.parse_frame_header(self._buf[pos : pos + fmt.FRAME_HEADER_SIZE], self._header.frame_size, *where)
+            pos += fmt.FRAME_HEADER_SIZE + head.coded_size
+            if len(self._buf) < pos:
+                return count, False
+            count += 1
+        return count, False
 
     def _read_frames(self, limit: int) -> list[tuple[fmt.FrameHeader, bytes, int, int]]:
         """Take up to ``limit`` complete frames from the front of the buffer."""
@@ -292,6 +311,10 @@ class Decompressor:
             self._index = []
             self._total = 0
             return True
+        if self._gather and self._batch > 1:
+            count, ends = self._buffered_frames(self._batch)
+            if count < self._batch and not ends:
+                return False  # more input is coming: wait for a whole batch, so that the threads all work
         frames = self._read_frames(self._batch)
         if frames:
             per_frame = max(1, self._threads // len(frames))
@@ -373,11 +396,18 @@ def iter_decompress(chunks: Iterable[bytes], *, threads: int = 1, piece: int = 1
     however well the data compressed.
     """
     d = Decompressor(threads=threads)
-    for chunk in chunks:
-        out = d.decompress(chunk, piece)
+
+    def drain(data: bytes) -> Iterator[bytes]:
+        out = d.decompress(data, piece)
         while out:
             yield out
             out = b"" if d.needs_input else d.decompress(b"", piece)
+
+    d._gather = threads > 1  # several frames at once: wait for as many as there are threads
+    for chunk in chunks:
+        yield from drain(chunk)
+    d._gather = False  # the input has ended: decode what is left
+    yield from drain(b"")
     d.finish()
 
 
