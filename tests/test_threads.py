@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 
@@ -133,3 +134,7 @@ def test_streamed_decoding_waits_for_a_frame_per_thread(monkeypatch: pytest.Monk
     batches.clear()
     assert b"".join(codec.iter_decompress(chunks, threads=1)) == data
     assert batches == [1] * 9
+    batches.clear()
+    with nzip.open(io.BytesIO(packed), threads=2) as f:
+        assert f.read() == data
+    assert batches == [2, 2, 2, 2, 1]

@@ -173,8 +173,7 @@ class Decompressor:
         self._members = 0
         self._ready = bytearray()  # decoded output not yet returned
         self._stalled = True
-        # Set by iter_decompress while more input is to come: decode frames a whole batch at a time.
-        self._gather = False
+        self._gather = False  # see wait_for_batches
 
     @property
     def eof(self) -> bool:
@@ -260,6 +259,19 @@ class Decompressor:
             self._index.append((head.raw_size, head.coded_size))
             self._total += head.raw_size
         return frames
+
+    def wait_for_batches(self, wait: bool) -> None:
+        """While ``wait``, start decoding only when a frame per thread is buffered (or the member ends).
+
+        For callers that feed a stream in pieces: decoding whatever frames
+        have arrived would mostly start one frame at a time.  Clear it when
+        the input has ended, so that the last frames are decoded.
+        """
+        self._gather = wait
+
+    @property
+    def waits_for_batches(self) -> bool:
+        return self._gather
 
     @property
     def needs_input(self) -> bool:
@@ -403,10 +415,10 @@ def iter_decompress(chunks: Iterable[bytes], *, threads: int = 1, piece: int = 1
             yield out
             out = b"" if d.needs_input else d.decompress(b"", piece)
 
-    d._gather = threads > 1  # several frames at once: wait for as many as there are threads
+    d.wait_for_batches(threads > 1)
     for chunk in chunks:
         yield from drain(chunk)
-    d._gather = False  # the input has ended: decode what is left
+    d.wait_for_batches(False)  # the input has ended: decode what is left
     yield from drain(b"")
     d.finish()
 

@@ -32,6 +32,7 @@ class _DecompressingReader(io.RawIOBase):
 
     def _reset(self) -> None:
         self._decompressor = Decompressor(threads=self._threads)
+        self._decompressor.wait_for_batches(self._threads > 1)
         self._pending = b""
         self._pending_pos = 0
         self._pos = 0
@@ -53,7 +54,9 @@ class _DecompressingReader(io.RawIOBase):
                 return 0
             if self._decompressor.needs_input:
                 chunk = self._fp.read(_READ_CHUNK)
-                if not chunk:
+                if not chunk and self._decompressor.waits_for_batches:
+                    self._decompressor.wait_for_batches(False)  # the input has ended: decode what is left
+                elif not chunk:
                     self._decompressor.finish()
                     self._eof = True
                     return 0
