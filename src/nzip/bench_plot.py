@@ -68,15 +68,14 @@ def plot(results: Mapping[str, Mapping[str, Measured]], path: Path, per_file: bo
             for codec, r in per_codec.items():
                 colour = _NZIP_COLOUR if codec.startswith("nzip") else _OTHER_COLOUR
                 ax.scatter(r.size / max(r.comp_s, 1e-9) / 1e6, 8 * r.packed / r.size, s=9, color=colour, alpha=0.25)
-    placed: list[tuple[float, float]] = []
-    for codec, (bpb, speed) in sorted(totals(results).items(), key=lambda kv: kv[1][0]):
+    points = totals(results)
+    for codec, (bpb, speed) in points.items():
         colour = _NZIP_COLOUR if codec.startswith("nzip") else _OTHER_COLOUR
         ax.scatter(speed, bpb, s=48, color=colour, zorder=3)
-        # A label near one already placed (close in log speed and in bits) goes below its point instead.
-        crowded = any(abs(math.log10(speed / s)) < 0.2 and abs(bpb - b) < 0.04 for b, s in placed)
-        placed.append((bpb, speed))
-        offset = (6, -13) if crowded else (6, 4)
-        ax.annotate(codec, (speed, bpb), textcoords="offset points", xytext=offset, fontsize=9, color=colour)
+        # A point with a neighbour just to its right (in log speed and in bits) is labelled on its left.
+        crowded = any(0 < math.log10(s / speed) < 0.3 and abs(bpb - b) < 0.05 for b, s in points.values())
+        offset, align = ((-6, 4), "right") if crowded else ((6, 4), "left")
+        ax.annotate(codec, (speed, bpb), textcoords="offset points", xytext=offset, ha=align, fontsize=9, color=colour)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("compression speed, MB/s (log scale; all files together)")
