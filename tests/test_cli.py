@@ -163,3 +163,41 @@ def test_threads_default_to_every_core_and_never_change_the_archive(work: Path) 
     assert back.returncode == 0 and back.stdout == data
     bad = run("--threads=-1", "-c", "-", cwd=work, stdin=data)
     assert bad.returncode == 1 and bad.stderr.count(b"\n") == 1
+
+
+def test_recursive_compress_test_list_and_decompress(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "b" / "c").mkdir(parents=True)
+    files = {
+        "a.txt": sample_text(3000, seed=1),
+        "b/data.bin": os.urandom(500),
+        "b/c/deep.txt": sample_text(1200, seed=2),
+        "b/c/empty": b"",
+    }
+    for name, data in files.items():
+        (tree / name).write_bytes(data)
+    (tree / "old.nz").write_bytes(nzip.compress(b"already an archive", level=1))
+    (tree / "link.txt").symlink_to(tree / "a.txt")
+    (tree / "b" / "loop").symlink_to(tree, target_is_directory=True)
+    r = run("-1", "-r", "--rm", "tree", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = r.stderr.decode()
+    assert "old.nz: already has the .nz suffix; unchanged" in warnings
+    assert "link.txt: symbolic link; ignored" in warnings and "loop: symbolic link; not followed" in warnings
+    for name in files:
+        assert (tree / f"{name}.nz").is_file() and not (tree / name).exists()
+    assert not (tree / "old.nz.nz").exists() and (tree / "link.txt").is_symlink()
+    assert run("-t", "-r", "-q", "tree", cwd=tmp_path).returncode == 0
+    listing = run("-l", "-r", "tree", cwd=tmp_path)
+    assert listing.returncode == 0 and listing.stdout.decode().count(".nz") == len(files) + 1
+    r = run("-d", "-r", "-q", "--rm", "tree", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for name, data in files.items():
+        assert (tree / name).read_bytes() == data and not (tree / f"{name}.nz").exists()
+    assert (tree / "old").read_bytes() == b"already an archive"
+
+
+def test_directory_without_recursive_is_ignored_with_a_hint(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    r = run("-1", "d", cwd=tmp_path)
+    assert r.returncode == 1 and b"is a directory; ignored (-r" in r.stderr

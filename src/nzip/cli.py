@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, NoReturn
 
 from . import __version__
@@ -31,6 +31,7 @@ from .errors import NzipError
 from .info import scan
 from .models import DEFAULT_LEVEL, model_for_level, named_model
 from .recover import Damage, salvage
+from .tree import operands
 
 SUFFIX = ".nz"
 _CHUNK = 1 << 20
@@ -286,7 +287,7 @@ def process_file(path: str, args: argparse.Namespace) -> None:
     name = "stdin" if stdin else path
     if not stdin:
         if os.path.isdir(path):
-            raise UserError("is a directory; ignored")
+            raise UserError("is a directory; ignored (-r takes the files below it)")
         if not os.path.exists(path):
             raise UserError("no such file")
     if args.mode == "test" and not stdin:
@@ -406,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs; write to a terminal")
     p.add_argument("-k", "--keep", action="store_true", help="keep input files (default)")
     p.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="operate on every file below directory operands (symbolic links are not followed)",
+    )
+    p.add_argument(
         "--rm", action="store_true", help="remove each input file after success (its archive is verified first)"
     )
     p.add_argument(
@@ -448,6 +455,16 @@ def _size_arg(text: str) -> int:
 
 def _error(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _skipped(args: argparse.Namespace) -> Callable[[str, str], None]:
+    """What ``-r`` says of a file it passes over: a warning (not an error, as with gzip), unless ``-q``."""
+
+    def warn(path: str, reason: str) -> None:
+        if not args.quiet:
+            _error(f"{path}: {reason}")
+
+    return warn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -552,7 +569,7 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, NzipError) as exc:
         _error(str(exc))
         return 1
-    files = args.files or ["-"]
+    files = list(operands(args.files or ["-"], args.recursive, args.mode != "compress", SUFFIX, _skipped(args)))
     if args.output and len(files) > 1:
         _error("-o takes a single input file")
         return 1
