@@ -29,7 +29,7 @@ from ._write import CheckedOutput, OutputError
 from .codec import Compressor, iter_decompress
 from .errors import NzipError
 from .info import scan
-from .models import DEFAULT_LEVEL, model_for_level, named_model
+from .models import DEFAULT_LEVEL, check_level, named_model
 from .recover import Damage, salvage
 from .tree import operands
 
@@ -557,7 +557,7 @@ def _run(args: argparse.Namespace) -> int:
         _error("--threads must be 0 or more")
         return 1
     try:
-        model_for_level(args.level)
+        check_level(args.level)
         if args.engine:
             from .llm.store import set_default_engine
 

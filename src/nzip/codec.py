@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import container as fmt
 from .errors import CorruptDataError, NotAnArchiveError, NzipError, TruncatedDataError
-from .models import DEFAULT_LEVEL, Model, model_for_level, named_model, resolve
+from .models import DEFAULT_LEVEL, Model, check_level, model_for_level, named_model, resolve
 
 
 def _frame_log(frame_size: int | None) -> int:
@@ -67,22 +67,35 @@ class Compressor:
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
-        if isinstance(model, str):
-            model = named_model(model)
-        self._model = model if model is not None else model_for_level(level)
-        self._header = fmt.StreamHeader(self._model.name, self._model.digest, level, _frame_log(frame_size))
-        self._compact = fmt.compact_index(self._model.name, self._model.digest) if compact else None
-        self._frame_size = self._header.frame_size
+        self._level, self._frame_log = level, _frame_log(frame_size)
+        self._frame_size = 1 << self._frame_log
         self._threads = threads
-        self._batch = frames_at_once(threads, self._model.memory_usage(self._frame_size))
-        self._executor = ThreadPoolExecutor(self._batch) if self._batch > 1 else None
+        self._compact_wanted = compact
+        self._model: Model | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        if model is not None:
+            self._setup(named_model(model) if isinstance(model, str) else model)
+        else:
+            check_level(level)  # the model itself on first use: an empty input needs none
         self._pending = bytearray()
         self._index: list[tuple[int, int]] = []
         self._total = 0
         self._started = False
         self._finished = False
 
+    def _setup(self, model: Model | None = None) -> Model:
+        """The model, its header, and how many frames are coded at once (loading the level's model once)."""
+        if self._model is None:
+            self._model = model or model_for_level(self._level)
+            self._header = fmt.StreamHeader(self._model.name, self._model.digest, self._level, self._frame_log)
+            index = fmt.compact_index(self._model.name, self._model.digest)
+            self._compact = index if self._compact_wanted else None
+            self._batch = frames_at_once(self._threads, self._model.memory_usage(self._frame_size))
+            self._executor = ThreadPoolExecutor(self._batch) if self._batch > 1 else None
+        return self._model
+
     def _encode_frame(self, raw: bytes, threads: int = 1) -> bytes:
+        assert self._model is not None
         payload = self._model.encode(raw, threads)
         if payload is None or len(payload) >= len(raw):
             kind, payload = fmt.FRAME_STORED, raw
@@ -105,6 +118,9 @@ class Compressor:
         if self._finished:
             raise ValueError("compressor already flushed")
         out: list[bytes] = []
+        if not data:
+            return b""
+        self._setup()
         self._pending += data
         batch = self._frame_size * self._batch
         # Strictly more than a batch: an input of one frame is held until flush() can make it compact.
@@ -119,9 +135,14 @@ class Compressor:
             out.append(self._header.pack())
             self._started = True
 
+    @staticmethod
+    def _empty_member() -> bytes:
+        head = fmt.compact_header(fmt.COMPACT_STORED, 0, 0).pack()
+        return head + fmt.compact_crc(head, b"").to_bytes(4, "little")
+
     def _compact_member(self, raw: bytes) -> bytes:
         """The whole input as one compact member (see docs/FORMAT.md)."""
-        assert self._compact is not None
+        assert self._compact is not None and self._model is not None
         payload = self._model.encode(raw, self._threads) if raw else None
         model = self._compact
         if payload is None or len(payload) + len(fmt.pack_varint(len(payload))) >= len(raw):
@@ -137,7 +158,11 @@ class Compressor:
         """
         if self._finished:
             raise ValueError("compressor already flushed")
-        out = [self.compress(b"")]
+        if self._model is None and self._compact_wanted:  # nothing came: the empty compact member needs no model
+            self._finished = True
+            return self._empty_member()
+        self._setup()
+        out: list[bytes] = []
         if not self._started and self._compact is not None and len(self._pending) <= self._frame_size:
             out.append(self._compact_member(bytes(self._pending)))
         else:

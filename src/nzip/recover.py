@@ -19,8 +19,6 @@ import mmap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from . import container as fmt
 from .errors import ModelMismatchError, NotAnArchiveError, NzipError
 from .models import Model, registered_models, resolve
@@ -205,6 +203,8 @@ def _resync(data: memoryview, start: int, frame_size: int) -> int:
     frame size); candidates are filtered with numpy before their checksums
     are tried.
     """
+    import numpy as np  # here, not at the top: --list and -d of intact archives never need it
+
     step = min(frame_size, 1 << 22) + 2 * fmt.FRAME_HEADER_SIZE
     lo = start + 1
     while lo < len(data):

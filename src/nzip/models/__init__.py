@@ -11,61 +11,62 @@ from __future__ import annotations
 
 from ..errors import ModelMismatchError
 from .base import Model
-from .cm import LEVEL_MODELS as CM_MODELS
-from .neural import NeuralMixModel
 
 MIN_LEVEL = 1
 MAX_LEVEL = 9
 #: Level used when none is given: the neural model.
 DEFAULT_LEVEL = 6
 
-#: Levels 1-3: adaptive context mixing only (MB/s).  Levels 4-9: the shipped
-#: neural network mixed with level 3's contexts (tens of KB/s); in this
-#: version they all use the same model.
-NEURAL = NeuralMixModel(
-    "nn3",
-    CM_MODELS[3],
-    "gru320b",
-    "byte-level GRU (320 units, int8, output layer learning as it codes) mixed with level 3's contexts; "
-    "a frame level 3 codes smaller is coded by level 3",
-    adapt_rate=524,
-    variant=2,
-    fallback=CM_MODELS[3],
-)
-#: The default levels before nn3 (the same network without the level-3 fallback): kept so that its archives decode.
-NEURAL_V2 = NeuralMixModel(
-    "nn2",
-    CM_MODELS[3],
-    "gru320b",
-    "byte-level GRU (320 units, int8, output layer learning as it codes) mixed with level 3's contexts",
-    adapt_rate=524,
-    variant=2,
-)
-#: The first neural model (nzip 0.x before nn2): kept so that its archives decode.
-NEURAL_V1 = NeuralMixModel(
-    "nn1",
-    CM_MODELS[3],
-    "gru320a",
-    "byte-level GRU (320 units, int8) mixed with level 3's contexts",
-)
-LEVEL_MODELS: dict[int, Model] = {**CM_MODELS, **{level: NEURAL for level in range(4, MAX_LEVEL + 1)}}
+# The built-in models live in .builtin, imported on first use: importing
+# them loads numba and the kernels (about half a second), which listing an
+# archive, --help or an empty input never need.
+_BUILTIN_NAMES = ("NEURAL", "NEURAL_V2", "NEURAL_V1", "LEVEL_MODELS")
+_registry: dict[str, Model] | None = None
+_registered: dict[str, Model] = {}
 
-_REGISTRY: dict[str, Model] = {m.name: m for m in (*LEVEL_MODELS.values(), NEURAL_V2, NEURAL_V1)}
+
+def __getattr__(name: str) -> object:
+    if name in _BUILTIN_NAMES:
+        from . import builtin
+
+        return getattr(builtin, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _lookup(name: str) -> Model | None:
+    """A model by identifier; the context-mixing ones without loading the network's modules."""
+    if name in _registered:
+        return _registered[name]
+    if name in ("cm1", "cm2", "cm3"):
+        from .cm import LEVEL_MODELS as CM_MODELS
+
+        return next(m for m in CM_MODELS.values() if m.name == name)
+    return _models().get(name)
+
+
+def _models() -> dict[str, Model]:
+    """Every model by identifier: the built-in ones, then those registered by the program."""
+    global _registry
+    if _registry is None:
+        from .builtin import ALL
+
+        _registry = {m.name: m for m in ALL}
+    return {**_registry, **_registered}
 
 
 def register(model: Model) -> None:
     """Make ``model`` available for decoding (and for :func:`model_for_level` users)."""
-    _REGISTRY[model.name] = model
+    _registered[model.name] = model
 
 
 def registered_models() -> list[Model]:
     """Every model this installation can decode with."""
-    return list(_REGISTRY.values())
+    return list(_models().values())
 
 
 def named_model(name: str) -> Model:
     """A built-in or registered model, or a language model from the store, by name."""
-    model = _REGISTRY.get(name)
+    model = _lookup(name)
     if model is not None:
         return model
     from ..llm import store
@@ -73,10 +74,21 @@ def named_model(name: str) -> Model:
     return store.load(name)
 
 
-def model_for_level(level: int) -> Model:
-    """The model compression at ``level`` (1 to 9) uses."""
+def check_level(level: int) -> None:
+    """Raise ``ValueError`` unless ``level`` is 1 to 9 (without loading any model)."""
     if not MIN_LEVEL <= level <= MAX_LEVEL:
         raise ValueError(f"level must be between {MIN_LEVEL} and {MAX_LEVEL}, not {level}")
+
+
+def model_for_level(level: int) -> Model:
+    """The model compression at ``level`` (1 to 9) uses."""
+    check_level(level)
+    if level <= 3:
+        from .cm import LEVEL_MODELS as CM_MODELS
+
+        return CM_MODELS[level]
+    from .builtin import LEVEL_MODELS
+
     return LEVEL_MODELS[level]
 
 
@@ -86,7 +98,7 @@ def resolve(name: str, digest: bytes) -> Model:
     Raises :class:`ModelMismatchError` naming what the archive needs when it
     is missing or has different parameters.
     """
-    model = _REGISTRY.get(name)
+    model = _lookup(name)
     if model is None:
         from ..llm import store
 
@@ -113,6 +125,7 @@ __all__ = [
     "MAX_LEVEL",
     "MIN_LEVEL",
     "Model",
+    "check_level",
     "model_for_level",
     "named_model",
     "register",
