@@ -58,6 +58,11 @@ def seed_corpus(directory: Path) -> None:
     )
     for level in (1, 3, 6):  # compact members: one frame, a few bytes of header
         (directory / f"seed-compact-level{level}").write_bytes(nzip.compress(text[:300], level=level))
+    repeat = text[:1200] + bytes(range(256)) * 2 + text[:1200]  # copied across 1 KiB frames: long frames
+    for level in (1, 3):
+        (directory / f"seed-long-level{level}").write_bytes(
+            nzip.compress(repeat, level=level, frame_size=1024, long_window_log=20)
+        )
     (directory / "seed-compact-mixed").write_bytes(
         nzip.compress(b"") + nzip.compress(bytes(range(40))) + nzip.compress(text, level=1, frame_size=1024)
     )

@@ -19,9 +19,11 @@ GOLDEN = Path(__file__).parent / "golden"
 MODELS = {m.name: m for m in (*(model_for_level(level) for level in (1, 2, 3)), NEURAL, NEURAL_V2, NEURAL_V1)}
 
 
-def _compress(data: bytes, model: str, frame_size: int | None = None, compact: bool = False) -> bytes:
+def _compress(
+    data: bytes, model: str, frame_size: int | None = None, compact: bool = False, long_window_log: int | None = None
+) -> bytes:
     level = 6 if model.startswith("nn") else int(model[-1])
-    c = Compressor(level, frame_size=frame_size, model=MODELS[model], compact=compact)
+    c = Compressor(level, frame_size=frame_size, model=MODELS[model], compact=compact, long_window_log=long_window_log)
     return c.compress(data) + c.flush()
 
 
@@ -61,6 +63,15 @@ def test_encoder_still_produces_golden_compact_members(data: str, model: str) ->
     if data == "records":  # the same payload as the full member's one frame
         full = (GOLDEN / "records-v1-nn3.nz").read_bytes()
         assert packed[-4 - 100 : -4] in full
+
+
+@pytest.mark.parametrize("model", ["cm1", "cm3", "nn3"])
+def test_encoder_still_produces_golden_long_matches(model: str) -> None:
+    """Text, records, the text again, in 4 KiB frames: the second text is copied across frames."""
+    data = (GOLDEN / "long.bin").read_bytes()
+    packed = _compress(data, model, frame_size=4096, long_window_log=20)
+    assert packed == (GOLDEN / f"long-v1-{model}.nz").read_bytes()
+    assert len(packed) < 0.8 * len(_compress(data, model, frame_size=4096))
 
 
 def test_default_level_is_the_newest_neural_model() -> None:

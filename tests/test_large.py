@@ -10,8 +10,11 @@ from nzip.bench import measure_stream_memory
 
 
 def test_stream_memory_does_not_grow_with_input() -> None:
-    small = measure_stream_memory(1, 2 << 20, ("--frame-size", "1M"))
-    big = measure_stream_memory(1, 24 << 20, ("--frame-size", "1M"))
+    # Long matches keep a window of the stream on both sides: 2 MiB here, so
+    # that both streams are past it (the default 256 MiB bounds memory alike).
+    options = ("--frame-size", "1M", "--long", "21")
+    small = measure_stream_memory(1, 2 << 20, options)
+    big = measure_stream_memory(1, 24 << 20, options)
     assert small.identical and big.identical
     # Twelve times the input (very compressible), about the same peak memory.
     assert big.compress_kib < small.compress_kib + 32 * 1024, (small, big)

@@ -461,3 +461,16 @@ def test_frames_threads_streaming_and_salvage(store_env):
     restored = b"".join(out)
     assert len(restored) == len(data)
     assert sum(a == b for a, b in zip(restored, data, strict=True)) >= 3072  # three of four frames intact
+
+
+def test_long_matches_work_below_a_language_model(store_env):
+    import io
+
+    from nzip.info import scan
+
+    m = _tokens_model(store_env)
+    data = TEXT[:2048] + bytes(range(256)) * 4 + TEXT[:2048]  # the text again, two frames later
+    packed = nzip.compress(data, model=m, frame_size=1024)
+    assert scan(io.BytesIO(packed))[0].long_frames >= 2
+    assert nzip.decompress(packed, threads=2) == data
+    assert len(packed) < 0.8 * len(nzip.compress(data, model=m, frame_size=1024, long_window_log=None))

@@ -24,7 +24,7 @@ from .errors import (
 from .file import NzipFile, open  # noqa: A004 - mirrors gzip.open
 from .models import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_LEVEL",

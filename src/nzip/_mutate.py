@@ -25,7 +25,7 @@ def refresh_checksums(data: bytes) -> bytes:
         if not (pos + fmt.HEADER_FIXED_SIZE <= len(buf) and buf[pos : pos + 4] == fmt.MAGIC):
             break
         name_len = buf[pos + 8]
-        size = fmt.HEADER_FIXED_SIZE + name_len + 16 + 4
+        size = fmt.HEADER_FIXED_SIZE + name_len + 16 + (1 if buf[pos + 5] & fmt.FLAG_LONG else 0) + 4
         if pos + size > len(buf):
             break
         buf[pos + size - 4 : pos + size] = fmt._crc(buf[pos : pos + size - 4]).to_bytes(4, "little")
@@ -37,6 +37,8 @@ def refresh_checksums(data: bytes) -> bytes:
             head = pos + fmt.FRAME_HEADER_SIZE - 4
             buf[head : pos + fmt.FRAME_HEADER_SIZE] = fmt._crc(buf[pos:head]).to_bytes(4, "little")
             coded = int.from_bytes(buf[pos + 5 : pos + 9], "little")
+            if buf[pos] == fmt.FRAME_LONG:
+                _refresh_long(buf, pos + fmt.FRAME_HEADER_SIZE, coded, int.from_bytes(buf[pos + 1 : pos + 5], "little"))
             pos += fmt.FRAME_HEADER_SIZE + coded
             frames += 1
         if pos + fmt.FOOTER_HEAD_SIZE > len(buf):
@@ -48,6 +50,18 @@ def refresh_checksums(data: bytes) -> bytes:
         buf[pos + body : pos + body + 4] = fmt._crc(buf[pos : pos + body]).to_bytes(4, "little")
         pos += body + fmt.FOOTER_TAIL_SIZE
     return bytes(buf)
+
+
+def _refresh_long(buf: bytearray, at: int, coded: int, raw: int) -> None:
+    """Recompute the check of a long frame whose residual is stored (a coded one's needs decoding)."""
+    from .matches import RESIDUAL_STORED, pack_payload, parse_payload
+
+    try:
+        parsed = parse_payload(bytes(buf[at : at + coded]), raw, "frame")
+    except NzipError:
+        return
+    if parsed.residual_kind == RESIDUAL_STORED and at + coded <= len(buf):
+        buf[at : at + coded] = pack_payload(parsed.matches, parsed.body, None)
 
 
 def _refresh_compact(buf: bytearray, pos: int) -> int:

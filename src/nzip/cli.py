@@ -27,6 +27,7 @@ from typing import IO, NoReturn
 from . import __version__
 from ._write import CheckedOutput, OutputError
 from .codec import Compressor, iter_decompress
+from .container import DEFAULT_WINDOW_LOG, MAX_WINDOW_LOG, MIN_WINDOW_LOG
 from .errors import NzipError
 from .info import scan
 from .models import DEFAULT_LEVEL, check_level, named_model
@@ -92,7 +93,9 @@ def _read_chunks(fp: IO[bytes], size: int = _CHUNK) -> Iterator[bytes]:
 def compress_stream(src: IO[bytes], dst: IO[bytes], args: argparse.Namespace, progress: Progress) -> tuple[int, int]:
     """Compress ``src`` into ``dst``; return (bytes in, bytes out)."""
     frame_size = args.frame_size
-    comp = Compressor(args.level, threads=args.threads, frame_size=frame_size, model=args.model)
+    comp = Compressor(
+        args.level, threads=args.threads, frame_size=frame_size, model=args.model, long_window_log=args.long
+    )
     n_in = n_out = 0
     for chunk in _read_chunks(src):
         out = comp.compress(chunk)
@@ -324,6 +327,14 @@ def process_file(path: str, args: argparse.Namespace) -> None:
     _report(args, name, n_in, n_out, time.monotonic() - started)
 
 
+def _size_text(n: int) -> str:
+    """``n`` bytes in the largest binary unit that divides it (e.g. "256 MiB")."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
 def list_file(path: str, args: argparse.Namespace, totals: list[int]) -> None:
     """Print one line of ``--list`` output for ``path``."""
     src_cm = contextlib.nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")
@@ -343,9 +354,12 @@ def list_file(path: str, args: argparse.Namespace, totals: list[int]) -> None:
                 digest = f" ({m.model_digest.hex()})" if m.model_digest else ""
                 print(f"    member {i}: compact, model {m.model_name}{digest}")
                 continue
+            window = ""
+            if m.window:
+                window = f", long matches within {_size_text(m.window)} ({m.long_frames} frames use them)"
             print(
                 f"    member {i}: model {m.model_name} ({m.model_digest.hex()}), "
-                f"level {m.level}, frame size {m.frame_size}"
+                f"level {m.level}, frame size {m.frame_size}{window}"
             )
     totals[0] += packed
     totals[1] += raw
@@ -434,6 +448,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SIZE",
         help="frame size, a power of two such as 1M or 16M (default 8M)",
+    )
+    p.add_argument(
+        "--long",
+        type=int,
+        default=DEFAULT_WINDOW_LOG,
+        metavar="N",
+        help=f"long matches reach 2^N bytes back across frames ({MIN_WINDOW_LOG}-{MAX_WINDOW_LOG}, "
+        f"default {DEFAULT_WINDOW_LOG}: {_size_text(1 << DEFAULT_WINDOW_LOG)}); decoding keeps that much",
+    )
+    p.add_argument(
+        "--no-long",
+        dest="long",
+        action="store_const",
+        const=None,
+        help="no long matches (archives that nzip 0.1 can read)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="report sizes and speed for each file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display or reports")
@@ -564,6 +593,8 @@ def _run(args: argparse.Namespace) -> int:
             set_default_engine(args.engine)
         if args.model is not None and args.mode == "compress":
             args.model = named_model(args.model)
+        if args.long is not None and not MIN_WINDOW_LOG <= args.long <= MAX_WINDOW_LOG:
+            raise ValueError(f"--long must be between {MIN_WINDOW_LOG} and {MAX_WINDOW_LOG}")
         if args.frame_size is not None:
             Compressor(args.level, frame_size=args.frame_size)
     except (ValueError, NzipError) as exc:

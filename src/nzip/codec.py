@@ -6,15 +6,24 @@ pieces of any size, and they return whatever output is ready.  Frames are
 independent, so with ``threads > 1`` several frames are coded at once (the
 compiled kernels release the GIL).  The output never depends on the number
 of threads.
+
+A member of several frames also carries long matches (docs/FORMAT.md): a
+frame's repeats of earlier frames, found within a window of
+``2^long_window_log`` bytes by :mod:`nzip.longrange`, are kept as a match
+list and only the rest is modelled; decoding puts them back
+(:mod:`nzip.matches`).  Pass ``long_window_log=None`` to write members that
+nzip 0.1 can read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from . import container as fmt
+from . import matches as longfmt
 from .errors import CorruptDataError, NotAnArchiveError, NzipError, TruncatedDataError
 from .models import DEFAULT_LEVEL, Model, check_level, model_for_level, named_model, resolve
 
@@ -64,9 +73,14 @@ class Compressor:
         threads: int = 1,
         model: Model | str | None = None,
         compact: bool = True,
+        long_window_log: int | None = fmt.DEFAULT_WINDOW_LOG,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
+        if long_window_log is not None and not fmt.MIN_WINDOW_LOG <= long_window_log <= fmt.MAX_WINDOW_LOG:
+            raise ValueError(f"long_window_log must be between {fmt.MIN_WINDOW_LOG} and {fmt.MAX_WINDOW_LOG}")
+        self._window_log = long_window_log or 0
+        self._finder = None  # the long-match search, made with the first full frame
         self._level, self._frame_log = level, _frame_log(frame_size)
         self._frame_size = 1 << self._frame_log
         self._threads = threads
@@ -87,27 +101,44 @@ class Compressor:
         """The model, its header, and how many frames are coded at once (loading the level's model once)."""
         if self._model is None:
             self._model = model or model_for_level(self._level)
-            self._header = fmt.StreamHeader(self._model.name, self._model.digest, self._level, self._frame_log)
+            self._header = fmt.StreamHeader(
+                self._model.name, self._model.digest, self._level, self._frame_log, self._window_log
+            )
             index = fmt.compact_index(self._model.name, self._model.digest)
             self._compact = index if self._compact_wanted else None
             self._batch = frames_at_once(self._threads, self._model.memory_usage(self._frame_size))
             self._executor = ThreadPoolExecutor(self._batch) if self._batch > 1 else None
         return self._model
 
-    def _encode_frame(self, raw: bytes, threads: int = 1) -> bytes:
+    def _encode_frame(self, raw: bytes, threads: int = 1, matches=(), residual: bytes = b"") -> bytes:
         assert self._model is not None
-        payload = self._model.encode(raw, threads)
+        if len(matches):
+            coded = self._model.encode(residual, threads) if residual else None
+            if coded is not None and len(coded) >= len(residual):
+                coded = None
+            kind, payload = fmt.FRAME_LONG, longfmt.pack_payload(matches, residual, coded)
+        else:
+            kind, payload = fmt.FRAME_MODELLED, self._model.encode(raw, threads)
         if payload is None or len(payload) >= len(raw):
             kind, payload = fmt.FRAME_STORED, raw
-        else:
-            kind = fmt.FRAME_MODELLED
         head = fmt.FrameHeader(kind, len(raw), len(payload), fmt.crc32(raw))
         return head.pack() + payload
+
+    def _long_matches(self, raws: list[bytes]) -> list[tuple]:
+        """Each frame's long matches and residual, found in order (empty when the member has none)."""
+        if not self._window_log:
+            return [((), b"")] * len(raws)
+        if self._finder is None:
+            from .longrange import MatchFinder  # numba: only for members of several frames
+
+            self._finder = MatchFinder(self._window_log)
+        return [self._finder.add(raw) for raw in raws]
 
     def _emit(self, out: list[bytes], raws: list[bytes]) -> None:
         self._start(out)
         per_frame = max(1, self._threads // max(1, len(raws)))  # threads left over go inside the frames
-        frames = _map(self._executor, lambda raw: self._encode_frame(raw, per_frame), raws)
+        items = list(zip(raws, self._long_matches(raws), strict=True))
+        frames = _map(self._executor, lambda item: self._encode_frame(item[0], per_frame, *item[1]), items)
         for raw, frame in zip(raws, frames, strict=False):
             out.append(frame)
             self._index.append((len(raw), len(frame) - fmt.FRAME_HEADER_SIZE))
@@ -167,6 +198,9 @@ class Compressor:
             out.append(self._compact_member(bytes(self._pending)))
         else:
             fs = self._frame_size
+            if not self._started and len(self._pending) <= fs:  # one frame: nothing to copy from
+                self._window_log = 0
+                self._header = dataclasses.replace(self._header, window_log=0)
             raws = [bytes(self._pending[i : i + fs]) for i in range(0, len(self._pending), fs)]
             self._emit(out, raws)
             out.append(fmt.Footer(self._total, tuple(self._index)).pack())
@@ -193,6 +227,7 @@ class Decompressor:
         self._offset = 0  # absolute input offset of self._buf[0]
         self._header: fmt.StreamHeader | None = None
         self._model: Model | None = None
+        self._window: longfmt.Window | None = None  # a long member's recent output
         self._index: list[tuple[int, int]] = []
         self._total = 0
         self._members = 0
@@ -241,16 +276,40 @@ class Decompressor:
         self._members += 1
         return True
 
-    def _decode_frame(self, item: tuple[fmt.FrameHeader, bytes, int, int], threads: int = 1) -> bytes:
+    def _decode_frame(
+        self, item: tuple[fmt.FrameHeader, bytes, int, int], threads: int = 1
+    ) -> bytes | tuple[longfmt.LongPayload, bytes]:
+        """A frame's bytes; for a long frame, its parsed payload and residual (matches not yet applied)."""
         head, payload, index, offset = item
-        if head.kind == fmt.FRAME_STORED:
-            raw = payload
-        else:
-            assert self._model is not None
-            raw = self._model.decode(payload, head.raw_size, threads)
+        assert self._model is not None
+        if head.kind == fmt.FRAME_LONG:
+            where = f"frame {index} at offset {offset}"
+            parsed = longfmt.parse_payload(payload, head.raw_size, where)
+            residual = parsed.body
+            if parsed.residual_kind == longfmt.RESIDUAL_MODELLED:
+                residual = self._model.decode(parsed.body, parsed.residual_size, threads)
+            if not parsed.verify(residual):
+                raise CorruptDataError(f"{where} is corrupt (checksum mismatch)")
+            return parsed, residual
+        raw = payload if head.kind == fmt.FRAME_STORED else self._model.decode(payload, head.raw_size, threads)
         if fmt.crc32(raw) != head.raw_crc:
             raise CorruptDataError(f"frame {index} at offset {offset} is corrupt (checksum mismatch)")
         return raw
+
+    def _finish_frame(self, item: tuple[fmt.FrameHeader, bytes, int, int], decoded) -> bytes:
+        """Apply a long frame's matches, in frame order, and remember the output they may copy."""
+        if self._window is None:
+            return decoded
+        if isinstance(decoded, tuple):
+            head, _, index, offset = item
+            parsed, residual = decoded
+            where = f"frame {index} at offset {offset}"
+            longfmt.check_sources(parsed.matches, self._window.end, self._window.size, where)
+            decoded = longfmt.rebuild(self._window, parsed.matches, residual)
+            if fmt.crc32(decoded) != head.raw_crc:
+                raise CorruptDataError(f"{where} is corrupt (checksum mismatch)")
+        self._window.append(decoded)
+        return decoded
 
     def _buffered_frames(self, limit: int) -> tuple[int, bool]:
         """(Complete frames at the front of the buffer, up to ``limit``; whether the member's footer follows them)."""
@@ -262,7 +321,9 @@ class Decompressor:
             if self._buf[pos] == fmt.FRAME_END:
                 return count, True
             where = len(self._index) + count, self._offset + pos
-            head = fmt.parse_frame_header(self._buf[pos : pos + fmt.FRAME_HEADER_SIZE], self._header.frame_size, *where)
+            head = fmt.parse_frame_header(
+                self._buf[pos : pos + fmt.FRAME_HEADER_SIZE], self._header.frame_size, *where, self._header.window > 0
+            )
             pos += fmt.FRAME_HEADER_SIZE + head.coded_size
             if len(self._buf) < pos:
                 return count, False
@@ -275,7 +336,9 @@ class Decompressor:
         frames = []
         while len(frames) < limit and len(self._buf) >= fmt.FRAME_HEADER_SIZE and self._buf[0] != fmt.FRAME_END:
             index = len(self._index)
-            head = fmt.parse_frame_header(self._buf, self._header.frame_size, index, self._offset)
+            head = fmt.parse_frame_header(
+                self._buf, self._header.frame_size, index, self._offset, self._header.window > 0
+            )
             if len(self._buf) < fmt.FRAME_HEADER_SIZE + head.coded_size:
                 break
             offset = self._offset
@@ -342,6 +405,7 @@ class Decompressor:
             header = fmt.parse_header(self._consume(size))
             self._model = resolve(header.model_name, header.model_digest)
             self._header = header
+            self._window = longfmt.Window(header.window) if header.window else None
             self._batch = frames_at_once(self._threads, self._model.memory_usage(header.frame_size))
             if self._batch > 1 and self._executor is None:
                 self._executor = ThreadPoolExecutor(self._threads)
@@ -355,8 +419,9 @@ class Decompressor:
         frames = self._read_frames(self._batch)
         if frames:
             per_frame = max(1, self._threads // len(frames))
-            for raw in _map(self._executor, lambda item: self._decode_frame(item, per_frame), frames):
-                self._ready += raw
+            decoded = _map(self._executor, lambda item: self._decode_frame(item, per_frame), frames)
+            for item, part in zip(frames, decoded, strict=True):
+                self._ready += self._finish_frame(item, part)
             return True
         if self._buf[0] != fmt.FRAME_END or len(self._buf) < fmt.FOOTER_HEAD_SIZE:
             return False
@@ -374,6 +439,7 @@ class Decompressor:
             raise CorruptDataError(f"corrupt footer at offset {offset}: frame index does not match the frames")
         self._header = None
         self._model = None
+        self._window = None
         self._members += 1
         return True
 
@@ -406,15 +472,19 @@ def compress(
     threads: int = 1,
     model: Model | str | None = None,
     compact: bool = True,
+    long_window_log: int | None = fmt.DEFAULT_WINDOW_LOG,
 ) -> bytes:
     """Compress ``data`` into a complete nzip archive.
 
     ``model`` names a language model in the store (``nzip model list``) or
     passes a :class:`~nzip.models.base.Model`; it replaces ``level``'s model.
     Data that fits in one frame becomes a compact member (a few bytes of
-    header) unless ``compact`` is False.
+    header) unless ``compact`` is False.  Data of several frames carries
+    long matches reaching ``2^long_window_log`` bytes back (None: none).
     """
-    c = Compressor(level, frame_size=frame_size, threads=threads, model=model, compact=compact)
+    c = Compressor(
+        level, frame_size=frame_size, threads=threads, model=model, compact=compact, long_window_log=long_window_log
+    )
     return c.compress(data) + c.flush()
 
 

@@ -33,6 +33,14 @@ MIN_BITS_PER_BYTE_SHIFT = 16
 FRAME_END = 0x00
 FRAME_MODELLED = 0x01
 FRAME_STORED = 0x02
+FRAME_LONG = 0x03  # long matches and a residual: only in members whose header has FLAG_LONG
+#: The smallest long-frame payload: a count, one match, the residual kind and its check.
+MIN_LONG_PAYLOAD = 1 + 3 + 1 + 4
+
+FLAG_LONG = 0x01  # the member's frames may copy from earlier frames; the header gives the window
+MIN_WINDOW_LOG = 20
+MAX_WINDOW_LOG = 32
+DEFAULT_WINDOW_LOG = 28  # 256 MiB
 
 # type, raw length, coded length, CRC-32 of raw bytes, CRC-32 of the preceding 13 bytes
 _FRAME = struct.Struct("<BIII")
@@ -61,19 +69,27 @@ class StreamHeader:
     model_digest: bytes
     level: int
     frame_log: int
+    window_log: int = 0  # long matches reach 2^window_log bytes back; 0: the member has none
 
     @property
     def frame_size(self) -> int:
         return 1 << self.frame_log
 
+    @property
+    def window(self) -> int:
+        return 1 << self.window_log if self.window_log else 0
+
     def pack(self) -> bytes:
         name = self.model_name.encode("ascii")
-        body = MAGIC + bytes((FORMAT_VERSION, 0, self.level, self.frame_log, len(name))) + name + self.model_digest
+        flags = FLAG_LONG if self.window_log else 0
+        body = MAGIC + bytes((FORMAT_VERSION, flags, self.level, self.frame_log, len(name))) + name + self.model_digest
+        if self.window_log:
+            body += bytes((self.window_log,))
         return body + _crc(body).to_bytes(4, "little")
 
     @property
     def size(self) -> int:
-        return HEADER_FIXED_SIZE + len(self.model_name) + DIGEST_SIZE + 4
+        return HEADER_FIXED_SIZE + len(self.model_name) + DIGEST_SIZE + (1 if self.window_log else 0) + 4
 
 
 def header_size(prefix: bytes | memoryview) -> int:
@@ -84,10 +100,12 @@ def header_size(prefix: bytes | memoryview) -> int:
             f"archive format version {prefix[4]} is not supported "
             f"(this nzip reads version {FORMAT_VERSION}); a newer nzip is needed"
         )
-    name_len = prefix[8]
+    flags, name_len = prefix[5], prefix[8]
+    if flags & ~FLAG_LONG:
+        raise UnsupportedVersionError(f"stream header has unknown flags 0x{flags:02x}; a newer nzip is needed")
     if not 1 <= name_len <= MAX_MODEL_NAME:
         raise CorruptDataError(f"corrupt stream header: model name length {name_len}")
-    return HEADER_FIXED_SIZE + name_len + DIGEST_SIZE + 4
+    return HEADER_FIXED_SIZE + name_len + DIGEST_SIZE + (1 if flags & FLAG_LONG else 0) + 4
 
 
 def check_magic(prefix: bytes | memoryview) -> None:
@@ -102,15 +120,16 @@ def parse_header(data: bytes | memoryview) -> StreamHeader:
     if _crc(body) != int.from_bytes(data[size - 4 : size], "little"):
         raise CorruptDataError("corrupt stream header (checksum mismatch)")
     flags, level, frame_log, name_len = body[5], body[6], body[7], body[8]
-    if flags != 0:
-        raise UnsupportedVersionError(f"stream header has unknown flags 0x{flags:02x}; a newer nzip is needed")
+    window_log = body[9 + name_len + DIGEST_SIZE] if flags & FLAG_LONG else 0
+    if flags & FLAG_LONG and not MIN_WINDOW_LOG <= window_log <= MAX_WINDOW_LOG:
+        raise CorruptDataError(f"corrupt stream header: long-match window 2^{window_log}")
     if not MIN_FRAME_LOG <= frame_log <= MAX_FRAME_LOG:
         raise CorruptDataError(f"corrupt stream header: frame size 2^{frame_log}")
     name_bytes = body[9 : 9 + name_len]
     if not all(0x21 <= b < 0x7F for b in name_bytes):
         raise CorruptDataError("corrupt stream header: model name is not printable ASCII")
     digest = body[9 + name_len : 9 + name_len + DIGEST_SIZE]
-    return StreamHeader(name_bytes.decode("ascii"), digest, level, frame_log)
+    return StreamHeader(name_bytes.decode("ascii"), digest, level, frame_log, window_log)
 
 
 @dataclass(frozen=True)
@@ -127,17 +146,20 @@ class FrameHeader:
         return head + _crc(head).to_bytes(4, "little")
 
 
-def parse_frame_header(data: bytes | memoryview, frame_size: int, index: int, offset: int) -> FrameHeader:
+def parse_frame_header(
+    data: bytes | memoryview, frame_size: int, index: int, offset: int, long: bool = False
+) -> FrameHeader:
     """Parse and validate a ``FRAME_HEADER_SIZE``-byte frame header.
 
-    ``index`` and ``offset`` only serve the error messages.
+    ``long``: the member's header has ``FLAG_LONG``, so long frames may
+    occur.  ``index`` and ``offset`` only serve the error messages.
     """
     head = bytes(data[: _FRAME.size])
     if _crc(head) != int.from_bytes(data[_FRAME.size : FRAME_HEADER_SIZE], "little"):
         raise CorruptDataError(f"corrupt header of frame {index} at offset {offset} (checksum mismatch)")
     kind, raw, coded, raw_crc = _FRAME.unpack(head)
     where = f"frame {index} at offset {offset}"
-    if kind not in (FRAME_MODELLED, FRAME_STORED):
+    if kind not in (FRAME_MODELLED, FRAME_STORED) and not (long and kind == FRAME_LONG):
         raise CorruptDataError(f"corrupt {where}: unknown frame type {kind}")
     if not 1 <= raw <= frame_size:
         raise CorruptDataError(f"corrupt {where}: raw size {raw} outside 1..{frame_size}")
@@ -145,6 +167,8 @@ def parse_frame_header(data: bytes | memoryview, frame_size: int, index: int, of
         raise CorruptDataError(f"corrupt {where}: stored frame with coded size {coded} != raw size {raw}")
     if kind == FRAME_MODELLED and not max(1, raw >> MIN_BITS_PER_BYTE_SHIFT) <= coded < raw:
         raise CorruptDataError(f"corrupt {where}: coded size {coded} impossible for raw size {raw}")
+    if kind == FRAME_LONG and not MIN_LONG_PAYLOAD <= coded < raw:
+        raise CorruptDataError(f"corrupt {where}: coded size {coded} impossible for a long frame of {raw} bytes")
     return FrameHeader(kind, raw, coded, raw_crc)
 
 
@@ -249,8 +273,12 @@ def pack_varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(data: bytes | memoryview, pos: int, what: str, offset: int) -> tuple[int, int] | None:
-    """(value, position after it), or None when ``data`` ends inside it; rejects overlong forms."""
+def read_varint(data: bytes | memoryview, pos: int, what: str, where: str) -> tuple[int, int] | None:
+    """(value, position after it), or None when ``data`` ends inside it; rejects overlong forms.
+
+    ``what`` and ``where`` (e.g. "raw size", "compact member at offset 0")
+    only serve the error messages.
+    """
     value = 0
     for i in range(_MAX_VARINT):
         if pos + i >= len(data):
@@ -259,9 +287,9 @@ def _read_varint(data: bytes | memoryview, pos: int, what: str, offset: int) -> 
         value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:
             if byte == 0 and i > 0:
-                raise CorruptDataError(f"corrupt compact member at offset {offset}: overlong {what}")
+                raise CorruptDataError(f"corrupt {where}: overlong {what}")
             return value, pos + i + 1
-    raise CorruptDataError(f"corrupt compact member at offset {offset}: {what} is too long")
+    raise CorruptDataError(f"corrupt {where}: {what} is too long")
 
 
 @dataclass(frozen=True)
@@ -306,7 +334,7 @@ def parse_compact_header(data: bytes | memoryview, offset: int) -> CompactHeader
             f"compact member at offset {offset} names built-in model {model}, which this nzip does not know; "
             "a newer nzip is needed"
         )
-    parsed = _read_varint(data, pos + 1, "raw size", offset)
+    parsed = read_varint(data, pos + 1, "raw size", f"compact member at offset {offset}")
     if parsed is None:
         return None
     raw, pos = parsed
@@ -314,7 +342,7 @@ def parse_compact_header(data: bytes | memoryview, offset: int) -> CompactHeader
         raise CorruptDataError(f"corrupt compact member at offset {offset}: raw size {raw} over {COMPACT_MAX_RAW}")
     if model == COMPACT_STORED:
         return CompactHeader(model, raw, raw, pos)
-    parsed = _read_varint(data, pos, "coded size", offset)
+    parsed = read_varint(data, pos, "coded size", f"compact member at offset {offset}")
     if parsed is None:
         return None
     coded, pos = parsed

@@ -25,6 +25,7 @@ class MemberInfo:
     frames: list[tuple[int, int, int]] = field(default_factory=list)  # (kind, raw, coded)
     compressed_size: int = 0
     compact: bool = False  # a compact member: one frame, no level or frame size recorded
+    window: int = 0  # how far back long matches reach (0: the member has none)
 
     @property
     def raw_size(self) -> int:
@@ -33,6 +34,11 @@ class MemberInfo:
     @property
     def stored_frames(self) -> int:
         return sum(1 for kind, _, _ in self.frames if kind == fmt.FRAME_STORED)
+
+    @property
+    def long_frames(self) -> int:
+        """Frames that copy from earlier ones (long matches)."""
+        return sum(1 for kind, _, _ in self.frames if kind == fmt.FRAME_LONG)
 
 
 def _read_exact(fp: IO[bytes], n: int, offset: int, what: str) -> bytes:
@@ -89,7 +95,9 @@ def scan(fp: IO[bytes]) -> list[MemberInfo]:
         header = fmt.parse_header(
             prefix + _read_exact(fp, size - len(prefix), offset + len(prefix), "the stream header")
         )
-        member = MemberInfo(header.model_name, header.model_digest, header.level, header.frame_size)
+        member = MemberInfo(
+            header.model_name, header.model_digest, header.level, header.frame_size, window=header.window
+        )
         start = offset
         offset += size
         while True:
@@ -104,7 +112,7 @@ def scan(fp: IO[bytes]) -> list[MemberInfo]:
                 offset += length
                 break
             head = first + _read_exact(fp, fmt.FRAME_HEADER_SIZE - 1, offset + 1, f"frame {len(member.frames)}")
-            frame = fmt.parse_frame_header(head, header.frame_size, len(member.frames), offset)
+            frame = fmt.parse_frame_header(head, header.frame_size, len(member.frames), offset, header.window > 0)
             _skip(fp, frame.coded_size, offset + len(head), f"frame {len(member.frames)}")
             member.frames.append((frame.kind, frame.raw_size, frame.coded_size))
             offset += len(head) + frame.coded_size

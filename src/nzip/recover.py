@@ -10,7 +10,10 @@ frame.
 
 Lost frames are replaced in the output by zero bytes of the same length when
 that length is known (from the frame's header, the frame size, or the
-member's footer), so that the intact data keeps its offsets.
+member's footer), so that the intact data keeps its offsets.  A long frame
+(one that copies from earlier frames) whose own bytes are intact but whose
+sources were lost keeps everything but the copied ranges, which are
+reported as lost too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, replace
 from . import container as fmt
 from .errors import ModelMismatchError, NotAnArchiveError, NzipError
 from .models import Model, registered_models, resolve
+from .recover_long import LongOutput, salvage_long_frame
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,9 @@ def _header_model(data: memoryview, pos: int, damages: list[Damage]) -> tuple[fm
     except NzipError:
         pass
     best: tuple[int, fmt.StreamHeader] | None = None
-    for model in registered_models():
-        size = fmt.HEADER_FIXED_SIZE + len(model.name) + len(model.digest) + 4
+    shapes = [(model, wl) for model in registered_models() for wl in (0, fmt.DEFAULT_WINDOW_LOG)]
+    for model, window_log in shapes:
+        size = fmt.StreamHeader(model.name, model.digest, 0, fmt.MIN_FRAME_LOG, window_log).size
         raw = bytes(data[pos : pos + size])
         if len(raw) < size:
             continue
@@ -146,7 +151,7 @@ def _header_model(data: memoryview, pos: int, damages: list[Damage]) -> tuple[fm
         for lv, fl in guesses:
             if not fmt.MIN_FRAME_LOG <= fl <= fmt.MAX_FRAME_LOG:
                 continue
-            candidate = fmt.StreamHeader(model.name, model.digest, lv, fl)
+            candidate = fmt.StreamHeader(model.name, model.digest, lv, fl, window_log)
             packed = candidate.pack()
             if int.from_bytes(packed[-4:], "little") == stored_crc:
                 best = (0, candidate)
@@ -164,11 +169,11 @@ def _header_model(data: memoryview, pos: int, damages: list[Damage]) -> tuple[fm
     return header, header.size
 
 
-def _valid_frame_header(data: memoryview, at: int, frame_size: int) -> fmt.FrameHeader | None:
+def _valid_frame_header(data: memoryview, at: int, frame_size: int, long: bool) -> fmt.FrameHeader | None:
     if at + fmt.FRAME_HEADER_SIZE > len(data):
         return None
     try:
-        return fmt.parse_frame_header(data[at : at + fmt.FRAME_HEADER_SIZE], frame_size, 0, at)
+        return fmt.parse_frame_header(data[at : at + fmt.FRAME_HEADER_SIZE], frame_size, 0, at, long)
     except NzipError:
         return None
 
@@ -196,7 +201,7 @@ def _looks_like_footer(data: memoryview, at: int, length: int, frames: int) -> b
     return int.from_bytes(head[9:17], "little") == frames
 
 
-def _resync(data: memoryview, start: int, frame_size: int) -> int:
+def _resync(data: memoryview, start: int, frame_size: int, long: bool) -> int:
     """Offset of the next valid frame header or footer after ``start`` (or the end of data).
 
     Scans forward in windows of at most 4 MiB (bounded memory whatever the
@@ -213,11 +218,12 @@ def _resync(data: memoryview, start: int, frame_size: int) -> int:
         n = max(0, min(hi - lo, len(w) - 4))
         kind = w[:n]
         raw = w[1 : n + 1] | w[2 : n + 2] << 8 | w[3 : n + 3] << 16 | w[4 : n + 4] << 24
-        plausible = ((kind == fmt.FRAME_MODELLED) | (kind == fmt.FRAME_STORED)) & (raw >= 1) & (raw <= frame_size)
+        kinds = (kind == fmt.FRAME_MODELLED) | (kind == fmt.FRAME_STORED) | (long & (kind == fmt.FRAME_LONG))
+        plausible = kinds & (raw >= 1) & (raw <= frame_size)
         candidates = set((np.flatnonzero(plausible) + lo).tolist())
         candidates.update(np.flatnonzero(kind == fmt.FRAME_END)[:4096] + lo)
         for at in sorted(candidates):
-            if _valid_frame_header(data, int(at), frame_size) or _valid_footer(data, int(at)):
+            if _valid_frame_header(data, int(at), frame_size, long) or _valid_footer(data, int(at)):
                 return int(at)
         lo = hi
     return len(data)
@@ -261,6 +267,7 @@ def salvage(archive: bytes | mmap.mmap, write: Callable[[bytes], object]) -> lis
             pos = nxt
             continue
         model: Model = resolve(header.model_name, header.model_digest)
+        long = LongOutput(header.window, header.frame_size) if header.window else None
         pos += size
         pieces: list[bytes | _Lost] = []
         index = 0
@@ -280,30 +287,62 @@ def salvage(archive: bytes | mmap.mmap, write: Callable[[bytes], object]) -> lis
                     damages.append(Damage(pos, "footer", reason))
                     pos = min(len(data), pos + length)
                     break
-            head = _valid_frame_header(data, pos, header.frame_size)
+            head = _valid_frame_header(data, pos, header.frame_size, long is not None)
             if head is None or pos + fmt.FRAME_HEADER_SIZE + head.coded_size > len(data):
                 reason = "frame header damaged" if head is None else "archive is truncated"
-                nxt = _resync(data, pos, header.frame_size)
+                nxt = _resync(data, pos, header.frame_size, long is not None)
                 damages.append(Damage(pos, f"frame {index}", reason))
                 pieces.append(_Lost(None, len(damages) - 1))
+                if long is not None:
+                    long.bad(None)
                 index += 1
                 pos = nxt
                 continue
             payload = bytes(data[pos + fmt.FRAME_HEADER_SIZE : pos + fmt.FRAME_HEADER_SIZE + head.coded_size])
-            try:
-                raw = payload if head.kind == fmt.FRAME_STORED else model.decode(payload, head.raw_size)
-                ok = fmt.crc32(raw) == head.raw_crc
-            except Exception:  # a damaged payload may upset a model in any way
-                ok = False
-            if ok:
+            raw = _salvage_frame(model, head, payload, (index, pos), long, out_pos, damages)
+            if raw is not None:
                 pieces.append(raw)
             else:
                 damages.append(Damage(pos, f"frame {index}", "checksum mismatch"))
                 pieces.append(_Lost(head.raw_size, len(damages) - 1))
+                if long is not None:
+                    long.bad(head.raw_size)
             pos += fmt.FRAME_HEADER_SIZE + head.coded_size
             index += 1
         out_pos = _emit(pieces, footer, header.frame_size, damages, out_pos, write)
     return damages
+
+
+def _salvage_frame(
+    model: Model,
+    head: fmt.FrameHeader,
+    payload: bytes,
+    where: tuple[int, int],
+    long: LongOutput | None,
+    out_pos: int,
+    damages: list[Damage],
+) -> bytes | None:
+    """One frame's bytes if it is intact (a long frame's copies of lost output reported and zeroed), else None."""
+    if head.kind == fmt.FRAME_LONG:
+        assert long is not None
+        found = salvage_long_frame(model, head, payload, where, long)
+        if found is None:
+            return None
+        raw, hurt = found
+        for a, b in hurt:
+            damages.append(
+                Damage(where[1], f"frame {where[0]}", "long matches copy from lost output", out_pos + a, b - a)
+            )
+        return raw
+    try:
+        raw = payload if head.kind == fmt.FRAME_STORED else model.decode(payload, head.raw_size)
+    except Exception:  # a damaged payload may upset a model in any way
+        return None
+    if fmt.crc32(raw) != head.raw_crc:
+        return None
+    if long is not None:
+        long.good(raw)
+    return raw
 
 
 def _emit(
