@@ -121,13 +121,13 @@ def test_streamed_decoding_waits_for_a_frame_per_thread(monkeypatch: pytest.Monk
     data = sample_text(9 * 1024, seed=4)
     packed = nzip.compress(data, level=1, frame_size=1024)
     batches: list[int] = []
-    real = codec._map
+    real = codec.map_frames
 
     def counting(executor: object, func: object, items: list) -> list:
         batches.append(len(items))
         return real(executor, func, items)
 
-    monkeypatch.setattr(codec, "_map", counting)
+    monkeypatch.setattr(codec, "map_frames", counting)
     chunks = [packed[i : i + 100] for i in range(0, len(packed), 100)]
     assert b"".join(codec.iter_decompress(chunks, threads=2, piece=512)) == data
     assert batches == [2, 2, 2, 2, 1]  # nine frames

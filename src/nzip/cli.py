@@ -94,7 +94,12 @@ def compress_stream(src: IO[bytes], dst: IO[bytes], args: argparse.Namespace, pr
     """Compress ``src`` into ``dst``; return (bytes in, bytes out)."""
     frame_size = args.frame_size
     comp = Compressor(
-        args.level, threads=args.threads, frame_size=frame_size, model=args.model, long_window_log=args.long
+        args.level,
+        threads=args.threads,
+        frame_size=frame_size,
+        model=args.model,
+        long_window_log=args.long,
+        cluster=args.cluster,
     )
     n_in = n_out = 0
     for chunk in _read_chunks(src):
@@ -121,7 +126,7 @@ def decompress_stream(
             n_in += len(chunk)
             yield chunk
 
-    for out in iter_decompress(chunks(), threads=args.threads):
+    for out in iter_decompress(chunks(), threads=args.threads, cluster=args.cluster):
         if dst is not None:
             dst.write(out)
         n_out += len(out)
@@ -293,7 +298,7 @@ def process_file(path: str, args: argparse.Namespace) -> None:
             raise UserError("is a directory; ignored (-r takes the files below it)")
         if not os.path.exists(path):
             raise UserError("no such file")
-    if args.mode == "test" and not stdin:
+    if args.mode == "test" and not stdin and args.cluster is None:
         return test_file(path, args)
     if args.mode == "decompress" and args.salvage:
         return salvage_file(path, args)
@@ -464,10 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
         const=None,
         help="no long matches (archives that nzip 0.1 can read)",
     )
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="code the frames on a Ray cluster: 'auto' (a running one), 'local' (start one here), "
+        "or an address such as ray://head:10001; the archive is the same (needs nzip[ray])",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="report sizes and speed for each file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display or reports")
     p.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
-    p.set_defaults(mode="compress", level=DEFAULT_LEVEL)
+    p.set_defaults(mode="compress", level=DEFAULT_LEVEL, cluster=None)
     return p
 
 
@@ -561,6 +572,9 @@ def _run_interruptible(args: argparse.Namespace) -> int:
                 os.unlink(tmp)
         _error("interrupted")
         sys.stderr.flush()
+        if args.cluster is not None:  # cancel its tasks; stop a cluster this run started
+            with contextlib.suppress(Exception):
+                args.cluster.close()
         os._exit(128 + stop.signum)
     finally:
         for sig, handler in previous.items():
@@ -624,10 +638,26 @@ def _run(args: argparse.Namespace) -> int:
     if "-" in files and args.mode != "compress" and sys.stdin.isatty() and not args.force:
         _error("refusing to read compressed data from a terminal (use -f to force)")
         return 1
-    status = 0
     if args.salvage and (args.mode != "decompress" or args.rm):
         _error("--salvage goes with -d and without --rm")
         return 1
+    if args.ray:
+        from .cluster import RayCluster  # Ray only when asked for
+
+        try:
+            args.cluster = RayCluster(args.ray)
+        except NzipError as exc:
+            _error(str(exc))
+            return 1
+    try:
+        return _process_all(files, args)
+    finally:
+        if args.cluster is not None:
+            args.cluster.close()
+
+
+def _process_all(files: list[str], args: argparse.Namespace) -> int:
+    status = 0
     for path in files:
         name = "stdin" if path == "-" else path
         try:

@@ -18,13 +18,13 @@ nzip 0.1 can read.
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from . import container as fmt
 from . import matches as longfmt
 from .errors import CorruptDataError, NotAnArchiveError, NzipError, TruncatedDataError
+from .frames import FrameCluster, FrameItem, decode_frame, encode_frame, frames_at_once, map_frames
 from .models import DEFAULT_LEVEL, Model, check_level, model_for_level, named_model, resolve
 
 
@@ -37,25 +37,6 @@ def _frame_log(frame_size: int | None) -> int:
     if not fmt.MIN_FRAME_LOG <= log <= fmt.MAX_FRAME_LOG:
         raise ValueError(f"frame_size must be between 2^{fmt.MIN_FRAME_LOG} and 2^{fmt.MAX_FRAME_LOG}")
     return log
-
-
-def frames_at_once(threads: int, frame_memory: int) -> int:
-    """How many frames ``threads`` threads code at once: one per thread, but within a quarter of memory.
-
-    Threads left over work inside the frames (the neural levels split a
-    frame's steps), so a large ``-T`` on a small machine costs no memory.
-    """
-    try:
-        budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
-    except (AttributeError, OSError, ValueError):
-        return threads
-    return max(1, min(threads, budget // max(1, frame_memory)))
-
-
-def _map(executor: ThreadPoolExecutor | None, func: Callable, items: list) -> list:
-    if executor is None or len(items) < 2:
-        return [func(item) for item in items]
-    return list(executor.map(func, items))
 
 
 class Compressor:
@@ -74,9 +55,11 @@ class Compressor:
         model: Model | str | None = None,
         compact: bool = True,
         long_window_log: int | None = fmt.DEFAULT_WINDOW_LOG,
+        cluster: FrameCluster | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
+        self._cluster = cluster
         if long_window_log is not None and not fmt.MIN_WINDOW_LOG <= long_window_log <= fmt.MAX_WINDOW_LOG:
             raise ValueError(f"long_window_log must be between {fmt.MIN_WINDOW_LOG} and {fmt.MAX_WINDOW_LOG}")
         self._window_log = long_window_log or 0
@@ -106,23 +89,16 @@ class Compressor:
             )
             index = fmt.compact_index(self._model.name, self._model.digest)
             self._compact = index if self._compact_wanted else None
-            self._batch = frames_at_once(self._threads, self._model.memory_usage(self._frame_size))
-            self._executor = ThreadPoolExecutor(self._batch) if self._batch > 1 else None
+            if self._cluster is not None:
+                self._batch = self._cluster.frames_at_once
+            else:
+                self._batch = frames_at_once(self._threads, self._model.memory_usage(self._frame_size))
+                self._executor = ThreadPoolExecutor(self._batch) if self._batch > 1 else None
         return self._model
 
     def _encode_frame(self, raw: bytes, threads: int = 1, matches=(), residual: bytes = b"") -> bytes:
         assert self._model is not None
-        if len(matches):
-            coded = self._model.encode(residual, threads) if residual else None
-            if coded is not None and len(coded) >= len(residual):
-                coded = None
-            kind, payload = fmt.FRAME_LONG, longfmt.pack_payload(matches, residual, coded)
-        else:
-            kind, payload = fmt.FRAME_MODELLED, self._model.encode(raw, threads)
-        if payload is None or len(payload) >= len(raw):
-            kind, payload = fmt.FRAME_STORED, raw
-        head = fmt.FrameHeader(kind, len(raw), len(payload), fmt.crc32(raw))
-        return head.pack() + payload
+        return encode_frame(self._model, raw, threads, matches, residual)
 
     def _long_matches(self, raws: list[bytes]) -> list[tuple]:
         """Each frame's long matches and residual, found in order (empty when the member has none)."""
@@ -138,7 +114,11 @@ class Compressor:
         self._start(out)
         per_frame = max(1, self._threads // max(1, len(raws)))  # threads left over go inside the frames
         items = list(zip(raws, self._long_matches(raws), strict=True))
-        frames = _map(self._executor, lambda item: self._encode_frame(item[0], per_frame, *item[1]), items)
+        if self._cluster is not None:
+            assert self._model is not None
+            frames = self._cluster.encode(self._model, [(raw, *found) for raw, found in items], len(self._index))
+        else:
+            frames = map_frames(self._executor, lambda item: self._encode_frame(item[0], per_frame, *item[1]), items)
         for raw, frame in zip(raws, frames, strict=False):
             out.append(frame)
             self._index.append((len(raw), len(frame) - fmt.FRAME_HEADER_SIZE))
@@ -219,8 +199,9 @@ class Decompressor:
     :class:`TruncatedDataError` if the input stopped inside a member.
     """
 
-    def __init__(self, *, threads: int = 1) -> None:
+    def __init__(self, *, threads: int = 1, cluster: FrameCluster | None = None) -> None:
         self._threads = threads
+        self._cluster = cluster
         self._batch = threads  # frames decoded at once; set per member from its model and frame size
         self._executor: ThreadPoolExecutor | None = None
         self._buf = bytearray()
@@ -276,25 +257,9 @@ class Decompressor:
         self._members += 1
         return True
 
-    def _decode_frame(
-        self, item: tuple[fmt.FrameHeader, bytes, int, int], threads: int = 1
-    ) -> bytes | tuple[longfmt.LongPayload, bytes]:
-        """A frame's bytes; for a long frame, its parsed payload and residual (matches not yet applied)."""
-        head, payload, index, offset = item
+    def _decode_frame(self, item: FrameItem, threads: int = 1) -> bytes | tuple[longfmt.LongPayload, bytes]:
         assert self._model is not None
-        if head.kind == fmt.FRAME_LONG:
-            where = f"frame {index} at offset {offset}"
-            parsed = longfmt.parse_payload(payload, head.raw_size, where)
-            residual = parsed.body
-            if parsed.residual_kind == longfmt.RESIDUAL_MODELLED:
-                residual = self._model.decode(parsed.body, parsed.residual_size, threads)
-            if not parsed.verify(residual):
-                raise CorruptDataError(f"{where} is corrupt (checksum mismatch)")
-            return parsed, residual
-        raw = payload if head.kind == fmt.FRAME_STORED else self._model.decode(payload, head.raw_size, threads)
-        if fmt.crc32(raw) != head.raw_crc:
-            raise CorruptDataError(f"frame {index} at offset {offset} is corrupt (checksum mismatch)")
-        return raw
+        return decode_frame(self._model, item, threads)
 
     def _finish_frame(self, item: tuple[fmt.FrameHeader, bytes, int, int], decoded) -> bytes:
         """Apply a long frame's matches, in frame order, and remember the output they may copy."""
@@ -407,7 +372,9 @@ class Decompressor:
             self._header = header
             self._window = longfmt.Window(header.window) if header.window else None
             self._batch = frames_at_once(self._threads, self._model.memory_usage(header.frame_size))
-            if self._batch > 1 and self._executor is None:
+            if self._cluster is not None:
+                self._batch = self._cluster.frames_at_once
+            elif self._batch > 1 and self._executor is None:
                 self._executor = ThreadPoolExecutor(self._threads)
             self._index = []
             self._total = 0
@@ -419,7 +386,11 @@ class Decompressor:
         frames = self._read_frames(self._batch)
         if frames:
             per_frame = max(1, self._threads // len(frames))
-            decoded = _map(self._executor, lambda item: self._decode_frame(item, per_frame), frames)
+            if self._cluster is not None:
+                assert self._model is not None
+                decoded = self._cluster.decode(self._model, frames)
+            else:
+                decoded = map_frames(self._executor, lambda item: self._decode_frame(item, per_frame), frames)
             for item, part in zip(frames, decoded, strict=True):
                 self._ready += self._finish_frame(item, part)
             return True
@@ -473,6 +444,7 @@ def compress(
     model: Model | str | None = None,
     compact: bool = True,
     long_window_log: int | None = fmt.DEFAULT_WINDOW_LOG,
+    cluster: FrameCluster | None = None,
 ) -> bytes:
     """Compress ``data`` into a complete nzip archive.
 
@@ -481,28 +453,38 @@ def compress(
     Data that fits in one frame becomes a compact member (a few bytes of
     header) unless ``compact`` is False.  Data of several frames carries
     long matches reaching ``2^long_window_log`` bytes back (None: none).
+    With ``cluster`` (:class:`nzip.cluster.RayCluster`) the frames are coded
+    there; the archive is the same.
     """
     c = Compressor(
-        level, frame_size=frame_size, threads=threads, model=model, compact=compact, long_window_log=long_window_log
+        level,
+        frame_size=frame_size,
+        threads=threads,
+        model=model,
+        compact=compact,
+        long_window_log=long_window_log,
+        cluster=cluster,
     )
     return c.compress(data) + c.flush()
 
 
-def decompress(data: bytes, *, threads: int = 1) -> bytes:
+def decompress(data: bytes, *, threads: int = 1, cluster: FrameCluster | None = None) -> bytes:
     """Decompress an archive (or several concatenated ones) completely."""
-    d = Decompressor(threads=threads)
+    d = Decompressor(threads=threads, cluster=cluster)
     out = d.decompress(data)
     d.finish()
     return out
 
 
-def iter_decompress(chunks: Iterable[bytes], *, threads: int = 1, piece: int = 1 << 20) -> Iterator[bytes]:
+def iter_decompress(
+    chunks: Iterable[bytes], *, threads: int = 1, piece: int = 1 << 20, cluster: FrameCluster | None = None
+) -> Iterator[bytes]:
     """Decompress a sequence of input chunks, yielding output in pieces of at most ``piece`` bytes.
 
     Memory stays bounded by about one frame per thread plus one input chunk,
     however well the data compressed.
     """
-    d = Decompressor(threads=threads)
+    d = Decompressor(threads=threads, cluster=cluster)
 
     def drain(data: bytes) -> Iterator[bytes]:
         out = d.decompress(data, piece)
@@ -510,7 +492,7 @@ def iter_decompress(chunks: Iterable[bytes], *, threads: int = 1, piece: int = 1
             yield out
             out = b"" if d.needs_input else d.decompress(b"", piece)
 
-    d.wait_for_batches(threads > 1)
+    d.wait_for_batches(threads > 1 or cluster is not None)
     for chunk in chunks:
         yield from drain(chunk)
     d.wait_for_batches(False)  # the input has ended: decode what is left
