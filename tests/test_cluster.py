@@ -140,3 +140,23 @@ def test_cli_cluster_errors_are_one_line(tmp_path) -> None:
     )
     assert without_ray.returncode == 1
     assert without_ray.stderr == b"nzip: --ray needs Ray: pip install 'nzip[ray]'\n"
+
+
+def test_cli_directory_on_the_cluster_with_its_manifest(tmp_path) -> None:
+    text = _text(4000)
+    files = {"a.txt": text, "sub/b.bin": bytes(range(256)) * 64, "sub/empty": b"", "c.txt": text[:5000] + text}
+    for root in ("here", "there"):
+        for name, data in files.items():
+            (tmp_path / root / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / root / name).write_bytes(data)
+    options = ("-1", "--frame-size", "4K", "-r")
+    assert _nzip(*options, str(tmp_path / "here")).returncode == 0
+    remote = _nzip(*options, "--ray", "local", "--manifest", str(tmp_path / "m.jsonl"), str(tmp_path / "there"))
+    assert remote.returncode == 0, remote.stderr
+    for name in files:
+        assert (tmp_path / "there" / (name + ".nz")).read_bytes() == (tmp_path / "here" / (name + ".nz")).read_bytes()
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == len(files)
+    (tmp_path / "there" / "c.txt.nz").unlink()
+    rerun = _nzip(*options, "-v", "--ray", "local", "--manifest", str(tmp_path / "m.jsonl"), str(tmp_path / "there"))
+    assert rerun.returncode == 0 and rerun.stderr.count(b"skipped") == len(files) - 1
+    assert (tmp_path / "there" / "c.txt.nz").read_bytes() == (tmp_path / "here" / "c.txt.nz").read_bytes()

@@ -321,15 +321,32 @@ def process_file(path: str, args: argparse.Namespace) -> None:
                 out.flush()
             else:
                 out_path = _output_name(path, args)
+                if args.manifest is not None and args.manifest.done(path, out_path):
+                    if args.verbose:
+                        print(f"{name}: done before ({out_path} as in the manifest); skipped", file=sys.stderr)
+                    return
                 with atomic_output(out_path, args.force, path) as dst:
                     n_in, n_out = run(src, dst, args, progress)
+                if args.rm and args.mode == "compress":
+                    _verify_archive(out_path, args.threads)
+                if args.manifest is not None:
+                    _record(args, path, out_path)
                 if args.rm:
-                    if args.mode == "compress":
-                        _verify_archive(out_path, args.threads)
                     os.unlink(path)
     finally:
         progress.clear()
     _report(args, name, n_in, n_out, time.monotonic() - started)
+
+
+def _record(args: argparse.Namespace, path: str, out_path: str) -> None:
+    """Add a finished output to the manifest, with the models its archive names."""
+    archive = out_path if args.mode == "compress" else path
+    with open(archive, "rb") as fp:
+        models = ",".join(dict.fromkeys(m.model_name for m in scan(fp)))
+    how = {"mode": args.mode, "model": models}
+    if args.mode == "compress":
+        how["level"] = args.level
+    args.manifest.record(path, out_path, **how)
 
 
 def _size_text(n: int) -> str:
@@ -474,6 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="code the frames on a Ray cluster: 'auto' (a running one), 'local' (start one here), "
         "or an address such as ray://head:10001; the archive is the same (needs nzip[ray])",
+    )
+    p.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="record every output written (JSON lines: paths, sizes, SHA-256, model) in FILE, and skip "
+        "inputs that FILE says are done and whose outputs still match: an interrupted job resumes",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="report sizes and speed for each file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display or reports")
@@ -641,6 +664,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.salvage and (args.mode != "decompress" or args.rm):
         _error("--salvage goes with -d and without --rm")
         return 1
+    if args.manifest is not None:
+        if args.mode not in ("compress", "decompress") or args.stdout or args.salvage or "-" in files:
+            _error("--manifest goes with compressing or decompressing files to files")
+            return 1
+        from .manifest import Manifest
+
+        try:
+            args.manifest = Manifest(args.manifest)
+        except OSError as exc:
+            _error(f"{args.manifest}: {_describe(exc)}")
+            return 1
     if args.ray:
         from .cluster import RayCluster  # Ray only when asked for
 
@@ -654,6 +688,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if args.cluster is not None:
             args.cluster.close()
+        if args.manifest is not None:
+            args.manifest.close()
 
 
 def _process_all(files: list[str], args: argparse.Namespace) -> int:
