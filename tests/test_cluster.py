@@ -145,6 +145,7 @@ def test_cli_cluster_errors_are_one_line(tmp_path) -> None:
 def test_cli_directory_on_the_cluster_with_its_manifest(tmp_path) -> None:
     text = _text(4000)
     files = {"a.txt": text, "sub/b.bin": bytes(range(256)) * 64, "sub/empty": b"", "c.txt": text[:5000] + text}
+    files.update({f"small/{i}.txt": text[i * 700 : i * 700 + 600 + i] for i in range(6)})  # one task per file
     for root in ("here", "there"):
         for name, data in files.items():
             (tmp_path / root / name).parent.mkdir(parents=True, exist_ok=True)

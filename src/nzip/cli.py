@@ -27,7 +27,7 @@ from typing import IO, NoReturn
 from . import __version__
 from ._write import CheckedOutput, OutputError
 from .codec import Compressor, iter_decompress
-from .container import DEFAULT_WINDOW_LOG, MAX_WINDOW_LOG, MIN_WINDOW_LOG
+from .container import DEFAULT_FRAME_LOG, DEFAULT_WINDOW_LOG, MAX_WINDOW_LOG, MIN_WINDOW_LOG
 from .errors import NzipError
 from .info import scan
 from .models import DEFAULT_LEVEL, check_level, named_model
@@ -305,6 +305,13 @@ def process_file(path: str, args: argparse.Namespace) -> None:
     total = None if stdin else os.path.getsize(path)
     progress = Progress(name, not args.quiet, total)
     run = compress_stream if args.mode == "compress" else decompress_stream
+    packed = args.ahead.take(path) if args.ahead is not None and not stdin else None
+    if packed is not None:  # compressed on the cluster already (a small file, sent ahead)
+
+        def run(src: IO[bytes], dst: IO[bytes], args: argparse.Namespace, progress: Progress) -> tuple[int, int]:
+            dst.write(packed)
+            return os.path.getsize(path), len(packed)
+
     started = time.monotonic()
     src_cm = contextlib.nullcontext(sys.stdin.buffer) if stdin else open(path, "rb")
     try:
@@ -501,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="report sizes and speed for each file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display or reports")
     p.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
-    p.set_defaults(mode="compress", level=DEFAULT_LEVEL, cluster=None)
+    p.set_defaults(mode="compress", level=DEFAULT_LEVEL, cluster=None, ahead=None)
     return p
 
 
@@ -684,12 +691,33 @@ def _run(args: argparse.Namespace) -> int:
             _error(str(exc))
             return 1
     try:
+        if args.cluster is not None and args.mode == "compress" and not args.stdout and len(files) > 1:
+            args.ahead = _files_ahead(files, args)
         return _process_all(files, args)
     finally:
         if args.cluster is not None:
             args.cluster.close()
         if args.manifest is not None:
             args.manifest.close()
+
+
+def _files_ahead(files: list[str], args: argparse.Namespace) -> object:
+    """Small files compressed on the cluster a few at a time ahead of writing (nzip.cluster.files)."""
+    from .cluster.files import AheadFiles, small_file
+
+    is_small = small_file(args.frame_size or 1 << DEFAULT_FRAME_LOG)
+
+    def wanted(path: str) -> bool:
+        if not is_small(path):
+            return False
+        try:
+            return args.manifest is None or not args.manifest.done(path, _output_name(path, args))
+        except UserError:
+            return False
+
+    return AheadFiles(
+        args.cluster, files, wanted, args.level, args.model, frame_size=args.frame_size, long_window_log=args.long
+    )
 
 
 def _process_all(files: list[str], args: argparse.Namespace) -> int:

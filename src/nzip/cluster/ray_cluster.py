@@ -53,6 +53,12 @@ def _check_reachable(address: str) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}") from None
 
 
+def _compress_task(data: bytes, level: int, model: tuple[str, bytes] | None, options: dict[str, Any]) -> bytes:
+    from ..codec import compress  # the whole file: one frame, often a compact member
+
+    return compress(data, level, model=_model(*model) if model else None, **options)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -106,6 +112,7 @@ class RayCluster:
         task = {"num_cpus": 1, "max_retries": retries}
         self._encode = ray.remote(**task)(_encode_task)
         self._decode = ray.remote(**task)(_decode_task)
+        self._compress = ray.remote(**task)(_compress_task)
 
     def __enter__(self) -> RayCluster:
         return self
@@ -160,6 +167,20 @@ class RayCluster:
             raise
         self._pending = []
         return results
+
+    def submit_file(self, data: bytes, level: int, model: Model | None, **options: Any) -> Any:
+        """Start compressing a whole (small) input as one task; :meth:`result` gives its archive."""
+        if model is not None:
+            self._check_model(model)
+        return self._compress.remote(data, level, (model.name, model.digest) if model else None, options)
+
+    def result(self, ref: Any, what: str) -> bytes:
+        """The archive of a :meth:`submit_file` task (``what`` names the input in errors)."""
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            raise ClusterError(f"compressing {what} failed on the cluster: {_first_line(cause)}") from None
 
     def encode(self, model: Model, items: list[tuple], first: int) -> list[bytes]:
         self._check_model(model)
