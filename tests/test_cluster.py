@@ -92,9 +92,16 @@ def test_a_killed_worker_is_survived(cluster) -> None:
     deadline = time.monotonic() + 60
     while killed is None and job.is_alive() and time.monotonic() < deadline:
         found = subprocess.run(["pgrep", "-f", "ray::_encode_task"], capture_output=True, text=True).stdout.split()
-        if found:
-            killed = int(found[0])
-            os.kill(killed, signal.SIGKILL)
+        for pid in map(int, found):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fp:
+                    title = fp.read()
+            except OSError:
+                continue
+            if pid != os.getpid() and title.startswith(b"ray::_encode_task"):  # a worker, never this process
+                killed = pid
+                os.kill(pid, signal.SIGKILL)
+                break
         time.sleep(0.05)
     job.join()
     assert killed is not None, "no worker was caught coding a frame"
@@ -161,3 +168,9 @@ def test_cli_directory_on_the_cluster_with_its_manifest(tmp_path) -> None:
     rerun = _nzip(*options, "-v", "--ray", "local", "--manifest", str(tmp_path / "m.jsonl"), str(tmp_path / "there"))
     assert rerun.returncode == 0 and rerun.stderr.count(b"skipped") == len(files) - 1
     assert (tmp_path / "there" / "c.txt.nz").read_bytes() == (tmp_path / "here" / "c.txt.nz").read_bytes()
+    for name in files:  # and back, on the cluster
+        (tmp_path / "there" / name).unlink()
+    back = _nzip("-d", "-r", "--ray", "local", "--manifest", str(tmp_path / "d.jsonl"), str(tmp_path / "there"))
+    assert back.returncode == 0, back.stderr
+    for name, data in files.items():
+        assert (tmp_path / "there" / name).read_bytes() == data
