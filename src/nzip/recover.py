@@ -18,6 +18,7 @@ reported as lost too.
 
 from __future__ import annotations
 
+import functools
 import mmap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -118,6 +119,17 @@ def _bit_distance(a: bytes, b: bytes) -> int:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
 
 
+@functools.cache
+def _headers_by_crc(name: str, digest: bytes, window_log: int) -> dict[int, fmt.StreamHeader]:
+    """Every header a model can have (each level and frame size), by its CRC: repairs look up, never rebuild."""
+    found: dict[int, fmt.StreamHeader] = {}
+    for lv in range(10):
+        for fl in range(fmt.MIN_FRAME_LOG, fmt.MAX_FRAME_LOG + 1):
+            header = fmt.StreamHeader(name, digest, lv, fl, window_log)
+            found.setdefault(int.from_bytes(header.pack()[-4:], "little"), header)
+    return found
+
+
 def _header_model(data: memoryview, pos: int, damages: list[Damage]) -> tuple[fmt.StreamHeader, int]:
     """Parse the stream header at ``pos``, repairing a damaged one.
 
@@ -143,24 +155,17 @@ def _header_model(data: memoryview, pos: int, damages: list[Damage]) -> tuple[fm
         raw = bytes(data[pos : pos + size])
         if len(raw) < size:
             continue
-        stored_crc = int.from_bytes(raw[-4:], "little")
         level, frame_log = raw[6], raw[7]
-        guesses = [(level, frame_log)] + [
-            (lv, fl) for lv in range(10) for fl in range(fmt.MIN_FRAME_LOG, fmt.MAX_FRAME_LOG + 1)
-        ]
-        for lv, fl in guesses:
-            if not fmt.MIN_FRAME_LOG <= fl <= fmt.MAX_FRAME_LOG:
-                continue
-            candidate = fmt.StreamHeader(model.name, model.digest, lv, fl, window_log)
-            packed = candidate.pack()
-            if int.from_bytes(packed[-4:], "little") == stored_crc:
-                best = (0, candidate)
+        if fmt.MIN_FRAME_LOG <= frame_log <= fmt.MAX_FRAME_LOG:
+            candidate = fmt.StreamHeader(model.name, model.digest, level, frame_log, window_log)
+            dist = _bit_distance(candidate.pack(), raw)
+            if dist <= 8 and (best is None or dist < best[0]):
+                best = (dist, candidate)
+            if dist == 0:
                 break
-            if (lv, fl) == (level, frame_log):
-                dist = _bit_distance(packed, raw)
-                if dist <= 8 and (best is None or dist < best[0]):
-                    best = (dist, candidate)
-        if best is not None and best[0] == 0:
+        certain = _headers_by_crc(model.name, model.digest, window_log).get(int.from_bytes(raw[-4:], "little"))
+        if certain is not None:
+            best = (0, certain)
             break
     if best is None:
         raise fmt.CorruptDataError(f"stream header at offset {pos} is damaged beyond repair")
