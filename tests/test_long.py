@@ -13,6 +13,7 @@ import nzip
 from nzip import container as fmt
 from nzip._mutate import refresh_checksums
 from nzip.codec import Compressor, compress, decompress, iter_decompress
+from nzip.file import NzipFile
 from nzip.info import scan
 from nzip.matches import pack_payload, parse_payload
 from nzip.models import model_for_level
@@ -175,3 +176,21 @@ def test_cli_long_options(tmp_path) -> None:
     assert b"long matches within 256 MiB" in listed.stdout
     bad = _nzip("--long", "12", "-c", str(src))
     assert bad.returncode == 1 and bad.stderr.count(b"\n") == 1 and b"--long must be between 20 and 32" in bad.stderr
+
+
+def test_nzip_open_writes_and_reads_long_matches(tmp_path) -> None:
+    data = _data(10)
+    with nzip.open(tmp_path / "a.nz", "wb", level=1) as f:
+        for i in range(0, len(data), 5000):
+            f.write(data[i : i + 5000])
+    packed = (tmp_path / "a.nz").read_bytes()
+    assert packed == compress(data, 1)  # one 8 MiB frame: no window needed, the 0.1 layout
+    with NzipFile(tmp_path / "b.nz", "wb", level=1, frame_size=FRAME) as f:
+        f.write(data)
+    assert (tmp_path / "b.nz").read_bytes() == compress(data, 1, frame_size=FRAME)
+    assert scan(io.BytesIO(compress(data, 1, frame_size=FRAME)))[0].long_frames >= 3
+    with nzip.open(tmp_path / "b.nz", "rb", threads=2) as f:
+        assert f.read() == data
+    with nzip.open(tmp_path / "c.nz", "wb", level=1, long_window_log=None) as f:
+        f.write(data)
+    assert (tmp_path / "c.nz").read_bytes() == compress(data, 1, long_window_log=None)

@@ -15,6 +15,8 @@ from typing import IO, Any
 
 from ._write import write_all
 from .codec import Compressor, Decompressor
+from .container import DEFAULT_WINDOW_LOG
+from .frames import FrameCluster
 from .models import DEFAULT_LEVEL, Model
 
 _READ_CHUNK = 1 << 16
@@ -24,15 +26,16 @@ _MODES = {"r": "rb", "rb": "rb", "w": "wb", "wb": "wb", "a": "ab", "ab": "ab", "
 class _DecompressingReader(io.RawIOBase):
     """A raw, read-only stream of the decompressed bytes of ``fp``."""
 
-    def __init__(self, fp: IO[bytes], threads: int) -> None:
+    def __init__(self, fp: IO[bytes], threads: int, cluster: FrameCluster | None = None) -> None:
         self._fp = fp
         self._threads = threads
+        self._cluster = cluster
         self._start = fp.tell() if fp.seekable() else None
         self._reset()
 
     def _reset(self) -> None:
-        self._decompressor = Decompressor(threads=self._threads)
-        self._decompressor.wait_for_batches(self._threads > 1)
+        self._decompressor = Decompressor(threads=self._threads, cluster=self._cluster)
+        self._decompressor.wait_for_batches(self._threads > 1 or self._cluster is not None)
         self._pending = b""
         self._pending_pos = 0
         self._pos = 0
@@ -110,6 +113,8 @@ class NzipFile(io.BufferedIOBase):
         threads: int = 1,
         frame_size: int | None = None,
         model: Model | str | None = None,
+        long_window_log: int | None = DEFAULT_WINDOW_LOG,
+        cluster: FrameCluster | None = None,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"invalid mode: {mode!r}")
@@ -127,9 +132,16 @@ class NzipFile(io.BufferedIOBase):
         self._pos = 0
         try:
             if self._mode == "rb":
-                self._reader = io.BufferedReader(_DecompressingReader(self._fp, threads))
+                self._reader = io.BufferedReader(_DecompressingReader(self._fp, threads, cluster))
             else:
-                self._compressor = Compressor(level, threads=threads, frame_size=frame_size, model=model)
+                self._compressor = Compressor(
+                    level,
+                    threads=threads,
+                    frame_size=frame_size,
+                    model=model,
+                    long_window_log=long_window_log,
+                    cluster=cluster,
+                )
         except BaseException:
             if self._owns_fp:
                 self._fp.close()
@@ -227,6 +239,8 @@ def open(  # noqa: A001 - mirrors gzip.open and lzma.open
     level: int = DEFAULT_LEVEL,
     threads: int = 1,
     model: Model | str | None = None,
+    long_window_log: int | None = DEFAULT_WINDOW_LOG,
+    cluster: FrameCluster | None = None,
     encoding: str | None = None,
     errors: str | None = None,
     newline: str | None = None,
@@ -235,12 +249,15 @@ def open(  # noqa: A001 - mirrors gzip.open and lzma.open
 
     ``model`` (writing only) names a stored language model or passes a
     :class:`~nzip.models.base.Model`; it replaces ``level``'s model.
+    ``long_window_log`` (writing) is how far long matches reach (None: none),
+    and ``cluster`` (:class:`nzip.cluster.RayCluster`) codes the frames there.
     """
+    options = {"level": level, "threads": threads, "model": model, "long_window_log": long_window_log}
     if "t" in mode:
         if "b" in mode:
             raise ValueError(f"invalid mode: {mode!r}")
-        binary = NzipFile(filename, mode.replace("t", ""), level=level, threads=threads, model=model)
+        binary = NzipFile(filename, mode.replace("t", ""), **options, cluster=cluster)
         return io.TextIOWrapper(binary, encoding, errors, newline)
     if encoding is not None or errors is not None or newline is not None:
         raise ValueError("encoding, errors and newline are for text mode only")
-    return NzipFile(filename, mode, level=level, threads=threads, model=model)
+    return NzipFile(filename, mode, **options, cluster=cluster)
