@@ -89,7 +89,6 @@ class RayCluster:
             raise ClusterError("--ray needs Ray: pip install 'nzip[ray]'") from None
         self._ray = ray
         self._owned = False
-        self._pending: list[Any] = []
         if not ray.is_initialized():
             options: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": "ERROR"}
             try:
@@ -121,20 +120,17 @@ class RayCluster:
         self.close()
 
     def close(self) -> None:
-        """Cancel what is still running; stop the cluster if this object started it."""
-        self.cancel()
+        """Stop the cluster if this object started it (which ends its tasks too).
+
+        Tasks are never cancelled one by one: in Ray 2.60, cancelling a task
+        that is finishing at that moment can abort the driver ("Tried to
+        complete task that was not pending").  After a failure the few
+        tasks still in flight finish and their results are dropped; when the
+        driver exits (Ctrl-C), Ray ends the tasks of its job.
+        """
         if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
         self._owned = False
-
-    def cancel(self) -> None:
-        """Cancel the tasks in flight (on Ctrl-C, or when one of them failed)."""
-        for ref in self._pending:
-            try:
-                self._ray.cancel(ref, force=True)
-            except Exception:  # already finished or gone: nothing to cancel
-                pass
-        self._pending = []
 
     @staticmethod
     def _check_model(model: Model) -> None:
@@ -147,25 +143,19 @@ class RayCluster:
 
     def _gather(self, refs: list[Any], first: int, doing: str) -> list[Any]:
         """The tasks' results in order; the first failure, with its frame, as one error."""
-        self._pending = refs
         results = []
-        try:
-            for i, ref in enumerate(refs):
-                try:
-                    results.append(self._ray.get(ref))
-                except self._ray.exceptions.RayTaskError as exc:
-                    cause = getattr(exc, "cause", None) or exc
-                    if isinstance(cause, NzipError):
-                        raise cause from None  # a damaged frame names itself
-                    raise ClusterError(
-                        f"{doing} frame {first + i} failed on the cluster: {type(cause).__name__}: {_first_line(cause)}"
-                    ) from None
-                except self._ray.exceptions.RayError as exc:
-                    raise ClusterError(f"{doing} frame {first + i} failed on the cluster: {_first_line(exc)}") from None
-        except BaseException:
-            self.cancel()
-            raise
-        self._pending = []
+        for i, ref in enumerate(refs):
+            try:
+                results.append(self._ray.get(ref))
+            except self._ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None) or exc
+                if isinstance(cause, NzipError):
+                    raise cause from None  # a damaged frame names itself
+                raise ClusterError(
+                    f"{doing} frame {first + i} failed on the cluster: {type(cause).__name__}: {_first_line(cause)}"
+                ) from None
+            except self._ray.exceptions.RayError as exc:
+                raise ClusterError(f"{doing} frame {first + i} failed on the cluster: {_first_line(exc)}") from None
         return results
 
     def submit_file(self, data: bytes, level: int, model: Model | None, **options: Any) -> Any:
