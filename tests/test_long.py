@@ -194,3 +194,21 @@ def test_nzip_open_writes_and_reads_long_matches(tmp_path) -> None:
     with nzip.open(tmp_path / "c.nz", "wb", level=1, long_window_log=None) as f:
         f.write(data)
     assert (tmp_path / "c.nz").read_bytes() == compress(data, 1, long_window_log=None)
+
+
+def test_salvage_after_a_damaged_frame_header_keeps_only_what_checks_out() -> None:
+    """A lost frame header hides how much was lost, so copies after it are kept only when the frame's CRC holds."""
+    data = _data(11)
+    packed = compress(data, 1, frame_size=FRAME)
+    frames = _frames(packed)
+    damaged = bytearray(packed)
+    damaged[frames[0][0] + 3] ^= 0x01  # frame 0's header: its size is then guessed
+    out = bytearray()
+    damages = salvage(bytes(damaged), out.extend)
+    assert len(out) == len(data)
+    lost = bytearray(len(data))
+    for d in damages:
+        if d.lost:
+            lost[d.lost_at : d.lost_at + d.lost] = b"\x01" * d.lost
+    assert all(out[i] == data[i] for i in range(len(data)) if not lost[i])
+    assert not any("copy from lost output" in d.reason for d in damages)  # whole frames instead

@@ -22,11 +22,16 @@ class LongOutput:
         self.window = Window(window)
         self.frame_size = frame_size
         self.lost: list[tuple[int, int]] = []  # member ranges [a, b) written as zeros
+        # False once a lost frame's size was guessed (its header was damaged, and the walk may have
+        # skipped more than one frame): member offsets after it are then not certain.
+        self.certain = True
 
     def good(self, raw: bytes) -> None:
         self.window.append(raw)
 
     def bad(self, size: int | None) -> None:
+        if size is None:
+            self.certain = False
         size = size or self.frame_size  # every frame but the last is full
         self.lost.append((self.window.end, self.window.end + size))
         self.window.append(bytes(size))
@@ -61,8 +66,8 @@ def salvage_long_frame(
     start = member.window.end
     raw = rebuild(member.window, parsed.matches, residual)
     hurt = _merged(lost_ranges(parsed.matches, start, member.lost))
-    if not hurt and fmt.crc32(raw) != head.raw_crc:
-        return None
+    if fmt.crc32(raw) != head.raw_crc and (not hurt or not member.certain):
+        return None  # damaged; or copies from lost output at offsets that cannot be trusted
     member.lost.extend(hurt)
     member.window.append(raw)
     return raw, hurt
